@@ -1,0 +1,67 @@
+// hubcache/cache.hpp: the seed API. Where a Hub file lives in the cache, whether
+// it is there, and getting it there.
+//
+// `repo` is "org/name" (or a legacy single name such as "gpt2"); `file` is a
+// path inside the repo with '/' separators ("onnx/model.onnx"). Invalid repo ids
+// and file names that would escape the repo folder ("..", absolute paths, drive
+// letters, backslashes) throw Error(ErrorCode::invalid_argument) before any I/O.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "hubcache/options.hpp"
+
+namespace hubcache {
+
+// The resolved cache root: options.cache_dir, else the environment (settings.hpp),
+// made absolute with symlinks resolved, as Python does. Creates the directory
+// if it is missing (throws Error(io) if that fails).
+std::filesystem::path cache_root(const Options& options = {});
+
+// The same root with no filesystem writes (and no creation).
+std::filesystem::path resolve_cache_root(const Options& options = {});
+
+// What the cache knows about one file at one revision, like Python's
+// try_to_load_from_cache.
+struct CacheLookup {
+  enum class Status {
+    cached,            // `path` is a complete file
+    missing_upstream,  // the Hub said the file does not exist at `commit` (.no_exist)
+    unknown,           // not in the cache: the Hub must be asked
+  };
+  Status status = Status::unknown;
+  std::filesystem::path path;  // the file in snapshots/<commit>/ when cached
+  std::string commit;          // the commit the revision resolved to, when known
+};
+
+// Offline lookup: reads refs/<revision> and stats the snapshot entry. No network,
+// no writes. A 40-hex revision is used as the commit directly.
+CacheLookup lookup(std::string_view repo, std::string_view file, const Options& options = {});
+
+// True only if the file resolves to a complete file in the cache.
+bool is_cached(std::string_view repo, std::string_view file, const Options& options = {});
+
+// Where the file is or would be: <root>/<repo folder>/snapshots/<commit>/<file>.
+// No network, no writes. nullopt when the revision is a branch or tag whose
+// commit is not recorded in refs/ yet (the path cannot be known offline).
+// With Layout::flat: <root>/<repo>/<file>, always known.
+std::optional<std::filesystem::path> path(std::string_view repo, std::string_view file,
+                                          const Options& options = {});
+
+// The snapshot folder of a revision, <root>/<repo folder>/snapshots/<commit>, when
+// the commit is known locally (a 40-hex revision, or refs/<revision>). No network,
+// no writes; the folder may be incomplete or absent.
+std::optional<std::filesystem::path> snapshot_path(std::string_view repo, const Options& options = {});
+
+// The local path of the file, downloading it on a miss. Offline (options.offline
+// or HF_HUB_OFFLINE), a miss throws Error(not_cached) naming the repo, file and
+// revision. Online: a cached 40-hex revision costs no request; a branch costs
+// one HEAD unless options.max_age_seconds trusts the recorded ref. When the Hub
+// cannot be reached and the file is cached for that revision, the cached path is
+// returned. Throws Error with the code of the failure (see error.hpp).
+std::filesystem::path fetch(std::string_view repo, std::string_view file, const Options& options = {});
+
+}  // namespace hubcache

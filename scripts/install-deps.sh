@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what hubcache needs on Debian 12 (bookworm) with apt-get.
+#   scripts/install-deps.sh          build dependencies
+#   scripts/install-deps.sh --test   plus what the test suite uses (GoogleTest, Node.js for the
+#                                    interoperability tests with @huggingface/hub)
+set -euo pipefail
+packages=(build-essential cmake ninja-build pkg-config ca-certificates
+          libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(libgtest-dev libgmock-dev nodejs npm curl)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node.js may come from elsewhere than Debian (a newer one already on PATH): keep it.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,27 @@
+// Downloads into the cache: the online half of hubcache::fetch.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "hubcache/options.hpp"
+#include "store/repo_cache.hpp"
+
+namespace hubcache {
+// Shared by every "not in the cache" error so the advice is the same everywhere.
+std::string not_cached_message(std::string_view repo, std::string_view file, const Options& options,
+                               std::string_view why);
+}  // namespace hubcache
+
+namespace hubcache::transfer {
+
+// hf_hub_download into the hub cache (reference §3.7): metadata HEAD, refs,
+// lock, verified download, pointer. Returns the snapshot path.
+std::filesystem::path fetch_online(const store::RepoCache& cache, std::string_view file, const Options& options);
+
+// Downloads <root>/<repo>/<file> for Layout::flat (temp file + verified rename).
+std::filesystem::path download_flat(const std::filesystem::path& root, std::string_view repo,
+                                    std::string_view file, const Options& options);
+
+}  // namespace hubcache::transfer

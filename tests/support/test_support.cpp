@@ -1,0 +1,225 @@
+#include "support/test_support.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "layout/naming.hpp"
+#include "util/hash.hpp"
+
+extern char** environ;
+
+namespace hubcache::test {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/hubcache-test-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = fs::canonical(tmpl);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  // Make read-only fixtures removable again.
+  for (auto it = fs::recursive_directory_iterator(path_, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec))
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+  }
+  fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
+  fs::remove_all(path_, ec);
+}
+
+namespace {
+bool scrubbed(const std::string& name) {
+  return name.rfind("HF_", 0) == 0 || name.rfind("HUGGING", 0) == 0 || name == "XDG_CACHE_HOME" ||
+         name == "TRANSFORMERS_OFFLINE" || name == "http_proxy" || name == "https_proxy" ||
+         name == "HTTP_PROXY" || name == "HTTPS_PROXY" || name == "ALL_PROXY" || name == "all_proxy" ||
+         name == "NO_PROXY" || name == "no_proxy";
+}
+}  // namespace
+
+RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::optional<std::string>>& env,
+              std::chrono::seconds timeout, const std::string& stdin_data) {
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    std::string name = kv.substr(0, eq);
+    if (!scrubbed(name)) vars[name] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : env) {
+    if (v)
+      vars[k] = *v;
+    else
+      vars.erase(k);
+  }
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : vars) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+
+  int out_pipe[2], err_pipe[2], in_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC))
+    throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  pid_t pid;
+  int rc = ::posix_spawn(&pid, cargv[0], &actions, nullptr, cargv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  ::close(in_pipe[0]);
+  if (rc != 0) {
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    ::close(in_pipe[1]);
+    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
+  }
+  if (!stdin_data.empty()) {
+    auto ignored = ::write(in_pipe[1], stdin_data.data(), stdin_data.size());
+    (void)ignored;
+  }
+  ::close(in_pipe[1]);
+
+  RunResult result;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      result.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    int n = ::poll(fds, 2, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+      if (got <= 0) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? result.out : result.err).append(buf, static_cast<std::size_t>(got));
+      }
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0) ::close(f.fd);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string cli_path() { return HUBCACHE_CLI; }
+
+RunResult run_cli(const std::vector<std::string>& args,
+                  const std::map<std::string, std::optional<std::string>>& env, std::chrono::seconds timeout) {
+  std::vector<std::string> argv{cli_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, env, timeout);
+}
+
+std::string last_line(const std::string& text) {
+  std::istringstream in(text);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  return last;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const fs::path& p, const std::string& content) {
+  fs::create_directories(p.parent_path());
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+CacheBuilder::CacheBuilder(fs::path root, std::string repo_id, RepoType type)
+    : root_(std::move(root)), repo_dir_(root_ / layout::repo_folder_name(repo_id, type)) {
+  fs::create_directories(repo_dir_ / "blobs");
+  fs::create_directories(repo_dir_ / "snapshots");
+}
+
+fs::path CacheBuilder::pointer(const std::string& commit, const std::string& file) const {
+  return repo_dir_ / "snapshots" / commit / file;
+}
+
+std::string CacheBuilder::add_file(const std::string& commit, const std::string& file, const std::string& content,
+                                   bool lfs, LinkStyle style) {
+  std::string etag = lfs ? util::sha256_hex(content) : util::git_blob_sha1_hex(content);
+  add_file_named(commit, file, etag, content, style);
+  return etag;
+}
+
+void CacheBuilder::add_file_named(const std::string& commit, const std::string& file, const std::string& etag,
+                                  const std::string& content, LinkStyle style) {
+  auto ptr = pointer(commit, file);
+  fs::create_directories(ptr.parent_path());
+  auto blob = repo_dir_ / "blobs" / etag;
+  switch (style) {
+    case LinkStyle::relative:
+      write_file(blob, content);
+      fs::create_symlink(layout::relative_link_target(ptr, blob), ptr);
+      break;
+    case LinkStyle::absolute:
+      write_file(blob, content);
+      fs::create_symlink(blob, ptr);
+      break;
+    case LinkStyle::real_file:
+      write_file(ptr, content);
+      break;
+    case LinkStyle::shared_store: {
+      auto hash = util::sha256_hex(content);
+      auto store = root_ / "blobs" / hash.substr(0, 2) / hash;
+      write_file(store, content);
+      write_file(root_ / "blobs" / ".huggingface-shared-blobs", "1\n");
+      fs::create_symlink(layout::relative_link_target(blob, store), blob);
+      fs::create_symlink(layout::relative_link_target(ptr, blob), ptr);
+      break;
+    }
+  }
+}
+
+void CacheBuilder::set_ref(const std::string& ref, const std::string& commit) {
+  write_file(repo_dir_ / "refs" / ref, commit);
+}
+
+void CacheBuilder::add_no_exist(const std::string& commit, const std::string& file) {
+  write_file(repo_dir_ / ".no_exist" / commit / file, "");
+}
+
+std::string fake_commit(int n) {
+  std::string hex = util::sha256_hex("commit-" + std::to_string(n));
+  return hex.substr(0, 40);
+}
+
+}  // namespace hubcache::test

@@ -1,0 +1,85 @@
+// Helpers shared by the unit and end-to-end tests.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hubcache/options.hpp"
+
+namespace hubcache::test {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under $TMPDIR, removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& sub) const { return path_ / sub; }
+
+ private:
+  fs::path path_;
+};
+
+struct RunResult {
+  int exit_code = -1;  // -1 when killed by a signal or timed out
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+};
+
+// Runs a program with a clean environment: the parent's variables minus every
+// HF_* / HUGGING* / XDG_CACHE_HOME / proxy variable, plus `env` (a value of
+// std::nullopt removes the variable). HOME is set to `home` when given.
+RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::optional<std::string>>& env = {},
+              std::chrono::seconds timeout = std::chrono::seconds(120), const std::string& stdin_data = "");
+// The hubcache CLI built with these tests.
+RunResult run_cli(const std::vector<std::string>& args,
+                  const std::map<std::string, std::optional<std::string>>& env = {},
+                  std::chrono::seconds timeout = std::chrono::seconds(120));
+std::string cli_path();
+
+// The last non-empty line of a text.
+std::string last_line(const std::string& text);
+std::string read_file(const fs::path& p);
+void write_file(const fs::path& p, const std::string& content);
+
+// Builds hub caches on disk exactly as Python huggingface_hub writes them.
+class CacheBuilder {
+ public:
+  CacheBuilder(fs::path root, std::string repo_id, RepoType type = RepoType::model);
+
+  enum class LinkStyle {
+    relative,     // ../../blobs/<etag> (every version since 0.13.3)
+    absolute,     // /abs/.../blobs/<etag> (0.13.0-0.13.2)
+    real_file,    // no-symlink mode: a copy in snapshots/
+    shared_store  // blobs/<etag> -> ../../blobs/<xx>/<hash> (shared Xet store)
+  };
+  // Adds `file` with `content` to snapshot `commit`. `lfs` names the blob by
+  // sha256 (else the git blob sha1). Returns the blob name (etag).
+  std::string add_file(const std::string& commit, const std::string& file, const std::string& content,
+                       bool lfs = false, LinkStyle style = LinkStyle::relative);
+  // Adds a file under a given blob name (for fixtures with fixed names, like seed 000).
+  void add_file_named(const std::string& commit, const std::string& file, const std::string& etag,
+                      const std::string& content, LinkStyle style = LinkStyle::relative);
+  void set_ref(const std::string& ref, const std::string& commit);
+  void add_no_exist(const std::string& commit, const std::string& file);
+  fs::path repo_dir() const { return repo_dir_; }
+  fs::path pointer(const std::string& commit, const std::string& file) const;
+
+ private:
+  fs::path root_;
+  fs::path repo_dir_;
+};
+
+// A deterministic 40-hex commit id for tests ("c0ffee..." style).
+std::string fake_commit(int n);
+
+}  // namespace hubcache::test
