@@ -131,6 +131,16 @@ Settings Settings::from_env(const Getenv& getenv) {
   s.etag_timeout = seconds(var(getenv, "HF_HUB_ETAG_TIMEOUT"), 10);
   s.download_timeout = seconds(var(getenv, "HF_HUB_DOWNLOAD_TIMEOUT"), 10);
   s.user_agent_origin = var(getenv, "HF_HUB_USER_AGENT_ORIGIN").value_or("");
+  for (const char* name : {"SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"}) {
+    if (auto v = var(getenv, name)) {
+      s.ca_bundle = *v;
+      break;
+    }
+  }
+  s.ca_dir = var(getenv, "SSL_CERT_DIR").value_or("");
+  if (auto v = var(getenv, "HUBCACHE_RETRY_BASE_MS")) s.retry_base_ms = std::max(0, std::atoi(v->c_str()));
+  if (auto v = var(getenv, "HUBCACHE_MAX_RETRIES")) s.max_retries = std::max(0, std::atoi(v->c_str()));
+  if (!var(getenv, "http_proxy")) s.http_proxy_upper = var(getenv, "HTTP_PROXY").value_or("");
   return s;
 }
 

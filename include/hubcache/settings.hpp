@@ -33,6 +33,18 @@ struct Settings {
   double etag_timeout = 10;             // HF_HUB_ETAG_TIMEOUT, seconds (metadata requests)
   double download_timeout = 10;         // HF_HUB_DOWNLOAD_TIMEOUT, seconds (connect/read on GET)
   std::string user_agent_origin;        // HF_HUB_USER_AGENT_ORIGIN
+  // TLS trust: SSL_CERT_FILE > CURL_CA_BUNDLE > REQUESTS_CA_BUNDLE; SSL_CERT_DIR. Empty: system default.
+  // Verification itself is always on.
+  std::string ca_bundle;
+  std::string ca_dir;
+  // HTTP_PROXY for http:// URLs when lowercase http_proxy is unset (libcurl reads the
+  // other proxy variables, HTTPS_PROXY, ALL_PROXY and NO_PROXY, itself).
+  std::string http_proxy_upper;
+  // HUBCACHE_RETRY_BASE_MS: first backoff delay of retried requests (default 1000 ms;
+  // doubles per try, capped at 8x). Lower it in tests, raise it behind flaky links.
+  int retry_base_ms = 1000;
+  // HUBCACHE_MAX_RETRIES: attempts after the first one for retryable failures (default 5).
+  int max_retries = 5;
 
   // The process-wide settings, read from the environment on first use.
   static const Settings& get();

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "hub/hub_client.hpp"
 #include "hubcache/options.hpp"
 #include "store/repo_cache.hpp"
 
@@ -19,6 +20,11 @@ namespace hubcache::transfer {
 // hf_hub_download into the hub cache (reference §3.7): metadata HEAD, refs,
 // lock, verified download, pointer. Returns the snapshot path.
 std::filesystem::path fetch_online(const store::RepoCache& cache, std::string_view file, const Options& options);
+
+// Puts one file of a known commit into the cache without asking the Hub for its
+// metadata again (the snapshot downloader has it from the tree listing).
+std::filesystem::path download_file(const store::RepoCache& cache, std::string_view file, const std::string& commit,
+                                    const hub::FileMetadata& meta, const Options& options);
 
 // Downloads <root>/<repo>/<file> for Layout::flat (temp file + verified rename).
 std::filesystem::path download_flat(const std::filesystem::path& root, std::string_view repo,

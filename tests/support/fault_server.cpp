@@ -1,0 +1,343 @@
+#include "support/fault_server.hpp"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <thread>
+
+#include "layout/naming.hpp"
+#include "util/hash.hpp"
+
+namespace hubcache::test {
+
+namespace {
+struct File {
+  std::string content;
+  bool lfs;
+  std::string etag;  // sha256 for LFS, git sha1 otherwise
+};
+struct Repo {
+  std::string commit;
+  std::map<std::string, File> files;
+  bool gated = false;
+  std::string private_token;
+};
+}  // namespace
+
+struct FaultServer::Impl {
+  httplib::Server hub, cdn;
+  std::thread hub_thread, cdn_thread;
+  int hub_port = 0, cdn_port = 0;
+  mutable std::mutex mutex;
+  std::map<std::string, Repo> repos;
+  std::map<std::string, std::string> renames;
+  Faults faults;
+  std::vector<LoggedRequest> log;
+  FaultServer* owner = nullptr;
+  int commit_counter = 0;
+
+  std::string new_commit() { return util::sha256_hex("fault-commit-" + std::to_string(++commit_counter)).substr(0, 40); }
+
+  void record(const char* server, const httplib::Request& req, long status) {
+    std::lock_guard lock(mutex);
+    log.push_back({server, req.method, req.target, req.has_header("Authorization"), req.get_header_value("Range"),
+                   status});
+  }
+
+  // Returns true (and fills res) when an injected failure applies.
+  bool injected_failure(const char* server, httplib::Response& res) {
+    std::lock_guard lock(mutex);
+    if (faults.fail_count <= 0) return false;
+    if (!faults.fail_server.empty() && faults.fail_server != server) return false;
+    --faults.fail_count;
+    res.status = faults.fail_status;
+    if (!faults.retry_after.empty()) res.set_header("Retry-After", faults.retry_after);
+    res.set_content("injected failure", "text/plain");
+    return true;
+  }
+
+  // Serves `content` honouring Range (or not), with the configured faults.
+  void serve_body(const httplib::Request& req, httplib::Response& res, const std::string& content, bool head) {
+    Faults f;
+    bool reset_this = false;
+    {
+      std::lock_guard lock(mutex);
+      f = faults;
+      if (faults.reset_after >= 0) {
+        if (faults.reset_count > 0) {
+          reset_this = true;
+          if (--faults.reset_count == 0) faults.reset_after = -1;
+        } else {
+          reset_this = true;
+        }
+      }
+    }
+    const std::uint64_t total = content.size();
+    std::uint64_t start = 0, end = total;  // [start, end)
+    auto range = req.get_header_value("Range");
+    // Manual range handling: keep cpp-httplib from slicing a second time.
+    const_cast<httplib::Request&>(req).ranges.clear();
+    res.set_header("Accept-Ranges", "bytes");
+    if (!range.empty() && !f.ignore_range && range.rfind("bytes=", 0) == 0) {
+      std::string spec = range.substr(6);
+      auto dash = spec.find('-');
+      std::string a = spec.substr(0, dash), b = spec.substr(dash + 1);
+      if (a.empty()) {
+        std::uint64_t n = std::stoull(b);
+        start = n >= total ? 0 : total - n;
+      } else {
+        start = std::stoull(a);
+        if (!b.empty()) end = std::min<std::uint64_t>(std::stoull(b) + 1, total);
+      }
+      if (start >= total) {
+        res.status = 416;
+        res.set_header("Content-Range", "bytes */" + std::to_string(total));
+        return;
+      }
+      res.status = 206;
+      res.set_header("Content-Range",
+                     "bytes " + std::to_string(start) + "-" + std::to_string(end - 1) + "/" + std::to_string(total));
+    } else {
+      res.status = 200;
+    }
+    const std::uint64_t length = end - start;
+    if (head) {
+      res.set_header("Content-Length", std::to_string(f.lie_size >= 0 ? static_cast<std::uint64_t>(f.lie_size) : length));
+      return;
+    }
+    auto body = std::make_shared<std::string>(content.substr(start, length));
+    if (f.wrong_bytes && !body->empty()) (*body)[body->size() / 2] ^= 0x5a;
+    const std::int64_t reset_after = reset_this ? f.reset_after : -1;
+    const std::int64_t trickle = f.trickle_bps;
+    FaultServer* self = owner;
+    res.set_content_provider(
+        static_cast<std::size_t>(length), "application/octet-stream",
+        [body, reset_after, trickle, self](std::size_t offset, std::size_t len, httplib::DataSink& sink) {
+          std::size_t chunk = trickle > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(trickle / 20)) : len;
+          chunk = std::min(chunk, len);
+          if (reset_after >= 0 && offset >= static_cast<std::size_t>(reset_after)) return false;
+          if (reset_after >= 0) chunk = std::min(chunk, static_cast<std::size_t>(reset_after) - offset);
+          if (trickle > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          if (!sink.write(body->data() + offset, chunk)) return false;
+          self->bytes_sent_ += chunk;
+          return true;
+        });
+  }
+
+  void handle_hub(const httplib::Request& req, httplib::Response& res) {
+    const bool head = req.method == "HEAD";
+    long status_for_log = 0;
+    struct Logger {
+      Impl* self;
+      const httplib::Request& req;
+      httplib::Response& res;
+      ~Logger() { self->record("hub", req, res.status); }
+    } logger{this, req, res};
+    (void)status_for_log;
+    if (injected_failure("hub", res)) return;
+    // /{org}/{name}/resolve/{rev}/{path}
+    std::string target = req.target.substr(0, req.target.find('?'));
+    auto pos = target.find("/resolve/");
+    if (pos == std::string::npos) {
+      res.status = 404;
+      return;
+    }
+    std::string repo_id = target.substr(1, pos - 1);
+    std::string rest = target.substr(pos + 9);
+    auto slash = rest.find('/');
+    std::string rev = layout::unquote(rest.substr(0, slash));
+    std::string path = slash == std::string::npos ? "" : layout::unquote(rest.substr(slash + 1));
+    std::lock_guard lock(mutex);
+    if (auto it = renames.find(repo_id); it != renames.end()) {
+      res.status = 307;
+      res.set_header("Location", "/" + it->second + target.substr(pos));
+      return;
+    }
+    auto it = repos.find(repo_id);
+    const std::string auth = req.get_header_value("Authorization");
+    if (it == repos.end() || (!it->second.private_token.empty() && auth != "Bearer " + it->second.private_token)) {
+      res.status = 401;
+      res.set_header("X-Error-Message", "Invalid username or password.");
+      res.set_content("Invalid username or password.", "text/plain");
+      return;
+    }
+    Repo& repo = it->second;
+    if (repo.gated) {
+      res.status = auth.empty() ? 401 : 403;
+      res.set_header("X-Error-Code", "GatedRepo");
+      res.set_header("X-Error-Message", "Access to model " + repo_id + " is restricted.");
+      return;
+    }
+    if (rev != "main" && rev != repo.commit) {
+      res.status = 404;
+      res.set_header("X-Error-Code", "RevisionNotFound");
+      res.set_header("X-Error-Message", "Invalid rev id: " + rev);
+      return;
+    }
+    if (!faults.no_commit_header) res.set_header("X-Repo-Commit", repo.commit);
+    auto file = repo.files.find(path);
+    if (file == repo.files.end()) {
+      res.status = 404;
+      res.set_header("X-Error-Code", "EntryNotFound");
+      res.set_header("X-Error-Message", "Entry not found");
+      res.set_content("Entry not found", "text/plain");
+      return;
+    }
+    const std::uint64_t size = faults.lie_size >= 0 ? static_cast<std::uint64_t>(faults.lie_size) : file->second.content.size();
+    if (file->second.lfs) {
+      res.status = 302;
+      res.set_header("Location", "http://127.0.0.1:" + std::to_string(cdn_port) + "/" + file->second.etag);
+      res.set_header("X-Linked-Etag", "\"" + file->second.etag + "\"");
+      res.set_header("X-Linked-Size", std::to_string(size));
+      if (!head) res.set_content("Found. Redirecting", "text/plain");
+      return;
+    }
+    res.set_header("ETag", "\"" + file->second.etag + "\"");
+    std::string content = file->second.content;
+    mutex.unlock();
+    try {
+      serve_body(req, res, content, head);
+    } catch (...) {
+      mutex.lock();
+      throw;
+    }
+    mutex.lock();
+  }
+
+  void handle_cdn(const httplib::Request& req, httplib::Response& res) {
+    struct Logger {
+      Impl* self;
+      const httplib::Request& req;
+      httplib::Response& res;
+      ~Logger() { self->record("cdn", req, res.status); }
+    } logger{this, req, res};
+    if (injected_failure("cdn", res)) return;
+    std::string sha = req.target.substr(1, req.target.find('?') - 1);
+    std::string content;
+    bool loop;
+    {
+      std::lock_guard lock(mutex);
+      loop = faults.cdn_redirect_loop;
+      bool found = false;
+      for (auto& [id, repo] : repos)
+        for (auto& [p, f] : repo.files)
+          if (f.lfs && f.etag == sha) {
+            content = f.content;
+            found = true;
+          }
+      if (!found) {
+        res.status = 404;
+        return;
+      }
+    }
+    if (loop) {
+      res.status = 302;
+      res.set_header("Location", req.target);
+      return;
+    }
+    res.set_header("ETag", "\"" + sha + "\"");
+    serve_body(req, res, content, req.method == "HEAD");
+  }
+};
+
+FaultServer::FaultServer() : impl_(std::make_unique<Impl>()) {
+  impl_->owner = this;
+  for (auto* s : {&impl_->hub, &impl_->cdn}) {
+    s->new_task_queue = [] { return new httplib::ThreadPool(32); };
+    s->set_keep_alive_max_count(100);
+  }
+  impl_->hub.Get(".*", [this](const httplib::Request& q, httplib::Response& r) { impl_->handle_hub(q, r); });
+  impl_->hub.set_pre_routing_handler([this](const httplib::Request& q, httplib::Response& r) {
+    if (q.method == "HEAD") {
+      impl_->handle_hub(q, r);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  impl_->cdn.Get(".*", [this](const httplib::Request& q, httplib::Response& r) { impl_->handle_cdn(q, r); });
+  impl_->hub_port = impl_->hub.bind_to_any_port("127.0.0.1");
+  impl_->cdn_port = impl_->cdn.bind_to_any_port("127.0.0.1");
+  impl_->hub_thread = std::thread([this] { impl_->hub.listen_after_bind(); });
+  impl_->cdn_thread = std::thread([this] { impl_->cdn.listen_after_bind(); });
+  while (!impl_->hub.is_running() || !impl_->cdn.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+FaultServer::~FaultServer() {
+  impl_->hub.stop();
+  impl_->cdn.stop();
+  impl_->hub_thread.join();
+  impl_->cdn_thread.join();
+}
+
+std::string FaultServer::url() const { return "http://127.0.0.1:" + std::to_string(impl_->hub_port); }
+std::string FaultServer::cdn_url() const { return "http://127.0.0.1:" + std::to_string(impl_->cdn_port); }
+
+void FaultServer::add_file(const std::string& repo, const std::string& path, const std::string& content, bool lfs) {
+  std::lock_guard lock(impl_->mutex);
+  auto& r = impl_->repos[repo];
+  if (r.commit.empty()) r.commit = impl_->new_commit();
+  r.files[path] = File{content, lfs, lfs ? util::sha256_hex(content) : util::git_blob_sha1_hex(content)};
+}
+
+std::string FaultServer::commit_of(const std::string& repo) {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->repos[repo].commit;
+}
+
+void FaultServer::bump_commit(const std::string& repo) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->repos[repo].commit = impl_->new_commit();
+}
+
+void FaultServer::add_rename(const std::string& old_repo, const std::string& new_repo) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->renames[old_repo] = new_repo;
+}
+
+void FaultServer::set_gated(const std::string& repo) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->repos[repo].gated = true;
+}
+
+void FaultServer::set_private(const std::string& repo, const std::string& token) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->repos[repo].private_token = token;
+}
+
+void FaultServer::set_faults(const Faults& faults) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->faults = faults;
+}
+
+std::vector<FaultServer::LoggedRequest> FaultServer::log() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->log;
+}
+
+void FaultServer::clear_log() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->log.clear();
+  bytes_sent_ = 0;
+}
+
+std::size_t FaultServer::count(const std::string& method, const std::string& needle, const std::string& server) const {
+  std::lock_guard lock(impl_->mutex);
+  std::size_t n = 0;
+  for (const auto& r : impl_->log)
+    if (r.method == method && r.target.find(needle) != std::string::npos && (server.empty() || r.server == server)) ++n;
+  return n;
+}
+
+std::string test_bytes(std::size_t n, unsigned seed) {
+  std::string out(n, '\0');
+  std::uint64_t x = 0x9E3779B97F4A7C15ull ^ seed;
+  for (std::size_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    out[i] = static_cast<char>(x);
+  }
+  return out;
+}
+
+}  // namespace hubcache::test

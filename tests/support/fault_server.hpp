@@ -1,0 +1,76 @@
+// A Hub + CDN pair on two ephemeral 127.0.0.1 ports, serving in-memory repos with
+// the Hub's headers, a request log, and faults injected on demand. It runs in the
+// test process (real sockets, real HTTP); `hubcache serve` is the production
+// server, this one exists to misbehave.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace hubcache::test {
+
+class FaultServer {
+ public:
+  struct LoggedRequest {
+    std::string server;  // "hub" or "cdn"
+    std::string method;
+    std::string target;  // raw request target
+    bool authorization = false;
+    std::string range;   // Range header, "" when absent
+    long status = 0;
+  };
+  struct Faults {
+    int fail_count = 0;          // the next N matching requests answer `fail_status`
+    int fail_status = 503;
+    std::string fail_server;     // "hub", "cdn" or "" for both
+    std::string retry_after;     // Retry-After on those answers
+    std::int64_t reset_after = -1;  // body GETs: close the connection after N bytes (once per request)
+    int reset_count = 0;         // how many body GETs get the reset (0 = all while reset_after >= 0)
+    bool wrong_bytes = false;    // flip one byte of every body
+    bool ignore_range = false;   // answer 200 with the full body to Range requests
+    std::int64_t trickle_bps = 0;  // bytes per second on bodies (0 = full speed)
+    bool cdn_redirect_loop = false;
+    std::int64_t lie_size = -1;  // X-Linked-Size / Content-Length announced instead of the real size
+    bool no_commit_header = false;
+  };
+
+  FaultServer();
+  ~FaultServer();
+  FaultServer(const FaultServer&) = delete;
+  FaultServer& operator=(const FaultServer&) = delete;
+
+  std::string url() const;      // hub base URL, for HF_ENDPOINT
+  std::string cdn_url() const;
+
+  // A repo with one commit on `main`. LFS files redirect to the CDN.
+  void add_file(const std::string& repo, const std::string& path, const std::string& content, bool lfs = false);
+  std::string commit_of(const std::string& repo);
+  // Moves `main` to a new commit (keeps the files).
+  void bump_commit(const std::string& repo);
+  void add_rename(const std::string& old_repo, const std::string& new_repo);
+  void set_gated(const std::string& repo);
+  void set_private(const std::string& repo, const std::string& token);
+
+  void set_faults(const Faults& faults);
+  std::vector<LoggedRequest> log() const;
+  void clear_log();
+  // Requests whose method is `method` and target contains `needle` (server "" = both).
+  std::size_t count(const std::string& method, const std::string& needle, const std::string& server = "") const;
+  std::uint64_t body_bytes_sent() const { return bytes_sent_.load(); }
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  std::atomic<std::uint64_t> bytes_sent_{0};
+};
+
+// Random-looking but deterministic bytes.
+std::string test_bytes(std::size_t n, unsigned seed);
+
+}  // namespace hubcache::test
