@@ -7,10 +7,13 @@
 // letters, backslashes) throw Error(ErrorCode::invalid_argument) before any I/O.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "hubcache/options.hpp"
 
@@ -63,5 +66,47 @@ std::optional<std::filesystem::path> snapshot_path(std::string_view repo, const 
 // cannot be reached and the file is cached for that revision, the cached path is
 // returned. Throws Error with the code of the failure (see error.hpp).
 std::filesystem::path fetch(std::string_view repo, std::string_view file, const Options& options = {});
+
+// ---------------------------------------------------------------------------
+// Whole repos (snapshot_download).
+
+struct SnapshotOptions {
+  // fnmatchcase patterns ('*' crosses '/'; "dir/" means "dir/*"). A path is kept when
+  // it matches an allow pattern (if any) and no ignore pattern.
+  std::vector<std::string> allow_patterns;
+  std::vector<std::string> ignore_patterns;
+  int max_workers = 8;  // files downloaded in parallel
+  // When set: real files in this folder plus .cache/huggingface/download/<path>.metadata
+  // (huggingface_hub's local_dir format) instead of the cache's snapshots/.
+  std::filesystem::path local_dir;
+  // Resolve and list, write nothing; SnapshotResult::files says what would be downloaded.
+  bool dry_run = false;
+  // Called once the file list is known, before any download (e.g. to size a progress bar).
+  std::function<void(const struct SnapshotResult&)> on_plan;
+};
+
+struct SnapshotFile {
+  std::string path;   // inside the repo
+  std::uint64_t size = 0;
+  std::string etag;   // blob name: sha256 for LFS files, git blob sha1 otherwise
+  bool cached = false;         // already present (snapshot pointer, blob, or up-to-date local_dir file)
+  bool will_download = false;  // not cached (or force_download)
+};
+
+struct SnapshotResult {
+  std::filesystem::path path;  // <cache>/<repo folder>/snapshots/<commit>, or local_dir
+  std::string commit;
+  std::vector<SnapshotFile> files;  // the files selected by the patterns
+};
+
+// Downloads every selected file of a revision (reference §5): the revision is
+// resolved once to a commit, the file list comes from the tree API (or the
+// trees/<commit>.json cache), sizes and blob names from the listing (no HEAD per
+// file), files in parallel, each from /resolve/<commit>/ so a moving branch can
+// never mix revisions. Cached files cost nothing. Offline (or the Hub unreachable),
+// resolves from the cache and throws Error(not_cached) when the snapshot is absent
+// or, per trees/<commit>.json, incomplete.
+SnapshotResult snapshot(std::string_view repo, const Options& options = {},
+                        const SnapshotOptions& snapshot_options = {});
 
 }  // namespace hubcache

@@ -36,6 +36,13 @@ ProgressCallback ProgressBars::callback() {
   return [this](const ProgressEvent& e) { update(e); };
 }
 
+void ProgressBars::expect(std::size_t files, std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  total_files_ = files;
+  total_bytes_ = bytes;
+  started_ = std::chrono::steady_clock::now();
+}
+
 void ProgressBars::update(const ProgressEvent& e) {
   std::lock_guard lock(mutex_);
   auto now = std::chrono::steady_clock::now();
@@ -47,6 +54,10 @@ void ProgressBars::update(const ProgressEvent& e) {
   }
   bar.done = e.downloaded;
   bar.total = e.total;
+  if (e.finished && !bar.finished) {
+    ++done_files_;
+    finished_bytes_ += e.total;
+  }
   bar.finished = e.finished;
   if (e.finished || now - last_draw_ > std::chrono::milliseconds(100)) {
     last_draw_ = now;
@@ -55,10 +66,24 @@ void ProgressBars::update(const ProgressEvent& e) {
 }
 
 void ProgressBars::draw() {
-  // Move up over the previous frame, then redraw every bar.
-  if (lines_drawn_) std::fprintf(stderr, "\x1b[%zuA", lines_drawn_);
+  // Move up over the previous frame, clear it, then draw the total and the files in flight.
+  if (lines_drawn_) std::fprintf(stderr, "\x1b[%zuA\r\x1b[J", lines_drawn_);
   auto now = std::chrono::steady_clock::now();
+  std::size_t lines = 0;
+  if (total_files_ > 1) {
+    std::uint64_t done = finished_bytes_;
+    for (const auto& [file, bar] : bars_)
+      if (!bar.finished) done += bar.done;
+    double secs = std::chrono::duration<double>(now - started_).count();
+    double rate = secs > 0 ? done / secs : 0;
+    std::string eta = rate > 0 && total_bytes_ > done ? std::to_string(static_cast<long>((total_bytes_ - done) / rate)) + "s" : "--";
+    std::fprintf(stderr, "Fetching %zu/%zu files  %8s/%-8s %8s/s ETA %s\n", done_files_, total_files_,
+                 format_size(static_cast<double>(done)).c_str(), format_size(static_cast<double>(total_bytes_)).c_str(),
+                 format_size(rate).c_str(), eta.c_str());
+    ++lines;
+  }
   for (const auto& [file, bar] : bars_) {
+    if (bar.finished && total_files_ > 1) continue;  // only files in flight
     double secs = std::chrono::duration<double>(now - bar.start).count();
     double rate = secs > 0 ? (bar.done - bar.start_bytes) / secs : 0;
     int pct = bar.total ? static_cast<int>(100.0 * bar.done / bar.total) : 0;
@@ -75,8 +100,9 @@ void ProgressBars::draw() {
     std::fprintf(stderr, "\r\x1b[2K%-40s [%s] %3d%% %8s/%-8s %8s/s %s\n", name.c_str(), gauge.c_str(), pct,
                  format_size(static_cast<double>(bar.done)).c_str(), format_size(static_cast<double>(bar.total)).c_str(),
                  format_size(rate).c_str(), eta.c_str());
+    ++lines;
   }
-  lines_drawn_ = bars_.size();
+  lines_drawn_ = lines;
   std::fflush(stderr);
 }
 

@@ -19,6 +19,8 @@ class ProgressBars {
   bool enabled() const { return enabled_; }
   // A callback for Options::progress (thread-safe).
   ProgressCallback callback();
+  // A whole-repo download: show a total line (files done / total, bytes, rate, ETA).
+  void expect(std::size_t files, std::uint64_t bytes);
 
  private:
   struct Bar {
@@ -33,6 +35,9 @@ class ProgressBars {
   std::mutex mutex_;
   std::map<std::string, Bar> bars_;
   std::size_t lines_drawn_ = 0;
+  std::size_t total_files_ = 0, done_files_ = 0;
+  std::uint64_t total_bytes_ = 0, finished_bytes_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_draw_{};
 };
 

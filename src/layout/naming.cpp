@@ -236,5 +236,35 @@ std::filesystem::path relative_link_target(const std::filesystem::path& pointer,
   return blob.lexically_normal().lexically_relative(pointer.parent_path().lexically_normal());
 }
 
+std::optional<HfUri> parse_hf_uri(std::string_view text) {
+  if (text.rfind("hf://", 0) != 0) return std::nullopt;
+  std::string_view rest = text.substr(5);
+  HfUri uri;
+  for (auto [prefix, type] : {std::pair{"models/", RepoType::model}, std::pair{"datasets/", RepoType::dataset},
+                              std::pair{"spaces/", RepoType::space}}) {
+    std::string_view p(prefix);
+    if (rest.rfind(p, 0) == 0) {
+      uri.type = type;
+      rest.remove_prefix(p.size());
+      break;
+    }
+  }
+  if (rest.rfind("buckets/", 0) == 0) bad("hf:// bucket URIs are not supported: '" + std::string(text) + "'.");
+  // org/name[@rev][/path]
+  auto first = rest.find('/');
+  if (first == std::string_view::npos) bad("Invalid hf:// URI '" + std::string(text) + "': expected hf://org/name.");
+  auto second = rest.find('/', first + 1);
+  std::string_view repo_part = rest.substr(0, second);
+  if (second != std::string_view::npos) uri.path = std::string(rest.substr(second + 1));
+  if (auto at = repo_part.find('@'); at != std::string_view::npos) {
+    uri.revision = unquote(repo_part.substr(at + 1));
+    repo_part = repo_part.substr(0, at);
+    if (uri.revision->empty()) bad("Invalid hf:// URI '" + std::string(text) + "': empty revision after '@'.");
+  }
+  uri.repo_id = std::string(repo_part);
+  validate_repo_id(uri.repo_id);
+  return uri;
+}
+
 }  // namespace layout
 }  // namespace hubcache

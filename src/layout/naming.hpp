@@ -55,4 +55,14 @@ std::string normalize_etag(std::string_view etag);
 std::filesystem::path relative_link_target(const std::filesystem::path& pointer,
                                            const std::filesystem::path& blob);
 
+// hf://[models/|datasets/|spaces/]org/name[@revision][/path] (huggingface_hub's URI form).
+struct HfUri {
+  RepoType type = RepoType::model;
+  std::string repo_id;
+  std::optional<std::string> revision;
+  std::string path;  // "" for the whole repo; may end with '/' for a folder
+};
+// nullopt when `text` does not start with "hf://"; throws Error(invalid_argument) when malformed.
+std::optional<HfUri> parse_hf_uri(std::string_view text);
+
 }  // namespace hubcache::layout

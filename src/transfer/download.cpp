@@ -345,6 +345,12 @@ http::Client& thread_client() {
 
 }  // namespace
 
+void download_to_path(const hub::Context& ctx, const hub::FileMetadata& meta, const fs::path& dest,
+                      const Options& options) {
+  util::make_dirs(dest.parent_path());
+  download_verified(thread_client(), ctx, meta, dest, options);
+}
+
 fs::path download_file(const store::RepoCache& cache, std::string_view file, const std::string& commit,
                        const hub::FileMetadata& meta, const Options& options) {
   Options pinned = options;

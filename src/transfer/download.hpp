@@ -26,6 +26,11 @@ std::filesystem::path fetch_online(const store::RepoCache& cache, std::string_vi
 std::filesystem::path download_file(const store::RepoCache& cache, std::string_view file, const std::string& commit,
                                     const hub::FileMetadata& meta, const Options& options);
 
+// Streams meta.location into `dest` verified (size + hash named by meta.etag), then
+// renames it into place. Temp files sit next to `dest`; partials resume across runs.
+void download_to_path(const hub::Context& ctx, const hub::FileMetadata& meta, const std::filesystem::path& dest,
+                      const Options& options);
+
 // Downloads <root>/<repo>/<file> for Layout::flat (temp file + verified rename).
 std::filesystem::path download_flat(const std::filesystem::path& root, std::string_view repo,
                                     std::string_view file, const Options& options);

@@ -2,6 +2,9 @@
 
 #include <httplib.h>
 
+#include <nlohmann/json.hpp>
+#include <set>
+
 #include <chrono>
 #include <thread>
 
@@ -35,6 +38,71 @@ struct FaultServer::Impl {
   std::vector<LoggedRequest> log;
   FaultServer* owner = nullptr;
   int commit_counter = 0;
+  std::size_t page_size = 1000;
+
+  // /api/models/{org}/{name}/{revision|tree}/{rev}[?...]
+  void handle_api(const httplib::Request& req, httplib::Response& res) {
+    std::string target = req.target.substr(0, req.target.find('?'));
+    std::string rest = target.substr(std::string("/api/models/").size());
+    auto p1 = rest.find('/'), p2 = rest.find('/', p1 + 1), p3 = rest.find('/', p2 + 1);
+    if (p1 == std::string::npos || p2 == std::string::npos) {
+      res.status = 404;
+      return;
+    }
+    std::string repo_id = rest.substr(0, p2);
+    std::string kind = rest.substr(p2 + 1, p3 == std::string::npos ? std::string::npos : p3 - p2 - 1);
+    std::string rev = p3 == std::string::npos ? "main" : layout::unquote(rest.substr(p3 + 1));
+    std::lock_guard lock(mutex);
+    auto it = repos.find(repo_id);
+    if (it == repos.end()) {
+      res.status = 401;
+      res.set_content(R"({"error":"Invalid username or password."})", "application/json");
+      return;
+    }
+    Repo& repo = it->second;
+    if (rev != "main" && rev != repo.commit) {
+      res.status = 404;
+      res.set_header("X-Error-Code", "RevisionNotFound");
+      res.set_content(R"({"error":"Invalid rev id"})", "application/json");
+      return;
+    }
+    if (kind == "revision") {
+      nlohmann::json siblings = nlohmann::json::array();
+      for (auto& [path, f] : repo.files) siblings.push_back({{"rfilename", path}});
+      res.set_content(nlohmann::json{{"id", repo_id}, {"sha", repo.commit}, {"siblings", siblings}}.dump(),
+                      "application/json");
+      return;
+    }
+    if (kind != "tree") {
+      res.status = 404;
+      return;
+    }
+    // Entries: directories then files, as the Hub lists them recursively.
+    nlohmann::json all = nlohmann::json::array();
+    std::set<std::string> dirs;
+    for (auto& [path, f] : repo.files)
+      for (auto slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1))
+        dirs.insert(path.substr(0, slash));
+    for (auto& d : dirs) all.push_back({{"type", "directory"}, {"oid", std::string(40, 'd')}, {"size", 0}, {"path", d}});
+    for (auto& [path, f] : repo.files) {
+      nlohmann::json e{{"type", "file"}, {"size", f.content.size()}, {"path", path}};
+      if (f.lfs) {
+        e["oid"] = util::git_blob_sha1_hex("pointer " + f.etag);
+        e["lfs"] = {{"oid", f.etag}, {"size", f.content.size()}, {"pointerSize", 134}};
+      } else {
+        e["oid"] = f.etag;
+      }
+      all.push_back(e);
+    }
+    std::size_t cursor = req.has_param("cursor") ? std::stoul(req.get_param_value("cursor")) : 0;
+    nlohmann::json page = nlohmann::json::array();
+    for (std::size_t i = cursor; i < all.size() && i < cursor + page_size; ++i) page.push_back(all[i]);
+    if (cursor + page_size < all.size())
+      res.set_header("Link", "<http://127.0.0.1:" + std::to_string(hub_port) + target +
+                                 "?recursive=true&expand=false&cursor=" + std::to_string(cursor + page_size) +
+                                 ">; rel=\"next\"");
+    res.set_content(page.dump(), "application/json");
+  }
 
   std::string new_commit() { return util::sha256_hex("fault-commit-" + std::to_string(++commit_counter)).substr(0, 40); }
 
@@ -135,6 +203,10 @@ struct FaultServer::Impl {
     } logger{this, req, res};
     (void)status_for_log;
     if (injected_failure("hub", res)) return;
+    if (req.target.rfind("/api/models/", 0) == 0) {
+      handle_api(req, res);
+      return;
+    }
     // /{org}/{name}/resolve/{rev}/{path}
     std::string target = req.target.substr(0, req.target.find('?'));
     auto pos = target.find("/resolve/");
@@ -302,6 +374,11 @@ void FaultServer::set_gated(const std::string& repo) {
 void FaultServer::set_private(const std::string& repo, const std::string& token) {
   std::lock_guard lock(impl_->mutex);
   impl_->repos[repo].private_token = token;
+}
+
+void FaultServer::set_page_size(std::size_t n) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->page_size = n;
 }
 
 void FaultServer::set_faults(const Faults& faults) {

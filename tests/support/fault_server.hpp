@@ -57,6 +57,8 @@ class FaultServer {
   void set_private(const std::string& repo, const std::string& token);
 
   void set_faults(const Faults& faults);
+  // Tree listing page size (the Hub uses 1000).
+  void set_page_size(std::size_t n);
   std::vector<LoggedRequest> log() const;
   void clear_log();
   // Requests whose method is `method` and target contains `needle` (server "" = both).

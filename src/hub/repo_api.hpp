@@ -1,0 +1,37 @@
+// Repo-level Hub API: revision -> commit, and the recursive file listing.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hub/hub_client.hpp"
+
+namespace hubcache::hub {
+
+struct TreeFile {
+  std::string path;
+  std::uint64_t size = 0;         // content size (LFS-resolved)
+  std::string blob_id;            // git blob sha1 (of the LFS pointer for LFS files)
+  std::string lfs_sha256;         // empty for regular files
+  std::uint64_t lfs_size = 0;
+  // The cache's blob name and the hash that verifies the content.
+  const std::string& etag() const { return lfs_sha256.empty() ? blob_id : lfs_sha256; }
+};
+
+// GET /api/{type}s/{repo}/revision/{rev} -> "sha".
+std::string resolve_revision(http::Client& client, const Context& ctx);
+
+// GET /api/{type}s/{repo}/tree/{commit}?recursive=true&expand=false, following
+// `Link: <...>; rel="next"` pages. Files only; paths validated (escaping names
+// from a server are refused with Error(integrity)).
+std::vector<TreeFile> list_tree(http::Client& client, const Context& ctx, const std::string& commit);
+
+// The URL of rel="next" in a Link header, if any.
+std::optional<std::string> next_link(const std::string& link_header);
+
+// Parses one page of tree JSON (an array). Throws Error(http) on malformed JSON.
+std::vector<TreeFile> parse_tree_page(const std::string& json);
+
+}  // namespace hubcache::hub

@@ -1,0 +1,68 @@
+#include "store/tree_cache.hpp"
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "layout/naming.hpp"
+#include "util/fs.hpp"
+
+namespace hubcache::store {
+
+namespace {
+fs::path tree_path(const RepoCache& cache, const std::string& commit) {
+  return cache.repo_dir() / "trees" / (commit + ".json");
+}
+}  // namespace
+
+std::optional<std::vector<hub::TreeFile>> read_tree_cache(const RepoCache& cache, const std::string& commit) {
+  auto text = util::read_small_file(tree_path(cache, commit));
+  if (!text) return std::nullopt;
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("format_version", 0) != 1 || !j.contains("files") ||
+      !j["files"].is_object())
+    return std::nullopt;  // unknown format: ignored, as Python does
+  std::vector<hub::TreeFile> out;
+  for (const auto& [path, e] : j["files"].items()) {
+    if (!e.is_object()) return std::nullopt;
+    hub::TreeFile f;
+    f.path = path;
+    try {
+      layout::validate_filename(f.path);
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+    f.size = e.value("size", std::uint64_t{0});
+    f.blob_id = e.value("blob_id", "");
+    f.lfs_sha256 = e.value("lfs_sha256", "");
+    f.lfs_size = e.value("lfs_size", std::uint64_t{0});
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+void write_tree_cache(const RepoCache& cache, const std::string& commit, const std::vector<hub::TreeFile>& files) noexcept {
+  try {
+    std::map<std::string, const hub::TreeFile*> sorted;
+    for (const auto& f : files) sorted[f.path] = &f;
+    nlohmann::ordered_json entries = nlohmann::ordered_json::object();
+    for (const auto& [path, f] : sorted) {
+      nlohmann::ordered_json e;
+      e["size"] = f->size;
+      e["blob_id"] = f->blob_id;
+      if (!f->lfs_sha256.empty()) {
+        e["lfs_sha256"] = f->lfs_sha256;
+        e["lfs_size"] = f->lfs_size;
+      }
+      entries[path] = std::move(e);
+    }
+    nlohmann::ordered_json doc;
+    doc["format_version"] = 1;
+    doc["files"] = std::move(entries);
+    auto path = tree_path(cache, commit);
+    util::make_dirs(path.parent_path());
+    util::atomic_write(path, doc.dump(1, ' ', true));
+  } catch (...) {
+  }
+}
+
+}  // namespace hubcache::store
