@@ -1,0 +1,764 @@
+#include "serve/server.hpp"
+
+#include <httplib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "hubcache/error.hpp"
+#include "layout/naming.hpp"
+#include "store/importer.hpp"
+#include "util/fs.hpp"
+#include "util/hash.hpp"
+
+namespace hubcache::serve {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+struct FileInfo {
+  std::string path;
+  fs::path real;
+  std::uint64_t size = 0;
+  std::string oid;     // git blob sha1 (of the LFS pointer for LFS files)
+  std::string sha256;  // LFS files only
+  std::uint64_t pointer_size = 0;
+  bool lfs() const { return !sha256.empty(); }
+};
+
+struct Route {
+  bool api = false;
+  RepoType type = RepoType::model;
+  std::string repo_id;
+  std::string action;  // api: "", "revision", "tree", "paths-info", "refs"; resolve: "resolve"
+  std::string revision;
+  std::string path;
+  bool ok = false;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t a = 0;
+  while (a <= s.size()) {
+    auto b = s.find('/', a);
+    if (b == std::string::npos) b = s.size();
+    if (b > a) out.push_back(s.substr(a, b - a));
+    a = b + 1;
+  }
+  return out;
+}
+
+std::string join_decoded(const std::vector<std::string>& segs, std::size_t from) {
+  std::string out;
+  for (std::size_t i = from; i < segs.size(); ++i) {
+    if (i > from) out += '/';
+    out += layout::unquote(segs[i]);
+  }
+  return out;
+}
+
+// Routes on the raw request target so "refs%2Fpr%2F1" survives as one segment.
+Route parse_route(const std::string& target) {
+  Route r;
+  std::string path = target.substr(0, target.find('?'));
+  auto segs = split(path);
+  if (segs.empty()) return r;
+  std::size_t i = 0;
+  if (segs[0] == "api") {
+    r.api = true;
+    if (segs.size() < 3) return r;
+    auto type = parse_repo_type(segs[1]);
+    if (!type || segs[1].back() != 's') return r;
+    r.type = *type;
+    static const std::set<std::string> actions{"revision", "tree", "paths-info", "refs"};
+    i = 2;
+    if (segs.size() >= 4 && !actions.count(segs[3])) {
+      r.repo_id = segs[2] + "/" + segs[3];
+      i = 4;
+    } else {
+      r.repo_id = segs[2];
+      i = 3;
+    }
+    if (i < segs.size()) {
+      r.action = segs[i];
+      if (!actions.count(r.action)) return r;
+      if (r.action != "refs") {
+        if (i + 1 >= segs.size()) return r;
+        r.revision = layout::unquote(segs[i + 1]);
+        std::size_t next = i + 2;
+        // Unencoded special refs (JS listFiles): refs/pr/N, refs/convert/X.
+        if (r.revision == "refs" && segs.size() >= i + 4) {
+          r.revision = "refs/" + layout::unquote(segs[i + 2]) + "/" + layout::unquote(segs[i + 3]);
+          next = i + 4;
+        }
+        r.path = join_decoded(segs, next);
+      }
+    } else {
+      r.revision = "main";
+    }
+    r.ok = true;
+    return r;
+  }
+  if (segs[0] == "datasets" || segs[0] == "spaces") {
+    r.type = segs[0] == "datasets" ? RepoType::dataset : RepoType::space;
+    i = 1;
+  }
+  if (i + 2 < segs.size() && segs[i + 2] == "resolve") {
+    r.repo_id = segs[i] + "/" + segs[i + 1];
+    i += 3;
+  } else if (i + 1 < segs.size() && segs[i + 1] == "resolve") {
+    r.repo_id = segs[i];
+    i += 2;
+  } else {
+    return r;
+  }
+  if (i >= segs.size()) return r;
+  r.action = "resolve";
+  r.revision = layout::unquote(segs[i]);
+  r.path = join_decoded(segs, i + 1);
+  r.ok = !r.path.empty();
+  return r;
+}
+
+std::string iso_date(std::time_t t) {
+  char buf[32];
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+  return buf;
+}
+
+bool param_true(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) return false;
+  std::string v = req.get_param_value(name);
+  for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return v == "true" || v == "1";
+}
+
+thread_local std::chrono::steady_clock::time_point request_start;
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions opts;
+  fs::path root;  // canonical cache root
+  httplib::Server hub, cdn;
+  std::thread hub_thread, cdn_thread;
+  int hub_port = 0, cdn_port = 0;
+  bool started = false, stopped = false;
+  std::mutex mutex;  // guards the caches below
+  struct Hashed {
+    std::uint64_t size;
+    std::int64_t mtime;
+    std::string git_sha1, sha256;
+  };
+  std::map<std::string, Hashed> hashes;       // real path -> hashes of real files in snapshots
+  std::map<std::string, fs::path> by_sha256;  // CDN index
+
+  // ---- the cache -----------------------------------------------------------------------
+  fs::path repo_dir(const Route& r) const { return root / layout::repo_folder_name(r.repo_id, r.type); }
+
+  std::optional<std::string> resolve_revision(const fs::path& repo, std::string rev) const {
+    if (rev == "HEAD") rev = "main";
+    std::error_code ec;
+    if (layout::is_commit_hash(rev)) {
+      if (fs::is_directory(repo / "snapshots" / rev, ec)) return rev;
+      return std::nullopt;
+    }
+    try {
+      layout::validate_revision(rev);
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+    if (auto text = util::read_small_file(repo / "refs" / rev)) {
+      std::string c = *text;
+      while (!c.empty() && std::isspace(static_cast<unsigned char>(c.back()))) c.pop_back();
+      if (layout::is_commit_hash(c) && fs::is_directory(repo / "snapshots" / c, ec)) return c;
+    }
+    if (rev.size() >= 7 && rev.size() < 40 && layout::is_hex(rev)) {
+      std::optional<std::string> found;
+      for (auto& e : fs::directory_iterator(repo / "snapshots", ec)) {
+        auto name = e.path().filename().string();
+        if (name.rfind(rev, 0) == 0) {
+          if (found) return std::nullopt;  // ambiguous
+          found = name;
+        }
+      }
+      return found;
+    }
+    return std::nullopt;
+  }
+
+  bool inside_root(const fs::path& real) const {
+    auto rel = real.lexically_relative(root);
+    return !rel.empty() && *rel.begin() != "..";
+  }
+
+  std::optional<FileInfo> file_info(const fs::path& repo, const std::string& commit, const std::string& path) {
+    try {
+      layout::validate_filename(path);
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+    const fs::path pointer = repo / "snapshots" / commit / path;
+    std::error_code ec;
+    auto real = fs::canonical(pointer, ec);
+    if (ec || !inside_root(real) || !fs::is_regular_file(real, ec)) return std::nullopt;
+    FileInfo f;
+    f.path = path;
+    f.real = real;
+    f.size = fs::file_size(real, ec);
+    std::string etag;
+    if (fs::is_symlink(pointer, ec)) {
+      auto name = fs::read_symlink(pointer, ec).filename().string();
+      if (layout::is_hex(name) && (name.size() == 40 || name.size() == 64)) etag = name;
+    }
+    if (etag.empty()) {
+      // A real file (no-symlink cache): hash it once per (size, mtime).
+      struct stat st {};
+      ::stat(real.c_str(), &st);
+      std::lock_guard lock(mutex);
+      auto& h = hashes[real.string()];
+      if (h.git_sha1.empty() || h.size != f.size || h.mtime != st.st_mtime) {
+        h = Hashed{f.size, st.st_mtime, util::hash_file(real, util::HashKind::git_blob_sha1), ""};
+        if (store::is_lfs_path(path) || f.size > 10'000'000) h.sha256 = util::hash_file(real, util::HashKind::sha256);
+      }
+      etag = h.sha256.empty() ? h.git_sha1 : h.sha256;
+    }
+    if (etag.size() == 64) {
+      f.sha256 = etag;
+      std::string lfs_pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + etag + "\nsize " +
+                                std::to_string(f.size) + "\n";
+      f.pointer_size = lfs_pointer.size();
+      f.oid = util::git_blob_sha1_hex(lfs_pointer);
+      std::lock_guard lock(mutex);
+      by_sha256[etag] = real;
+    } else {
+      f.oid = etag;
+    }
+    return f;
+  }
+
+  // Every file of a snapshot, sorted by path.
+  std::vector<std::string> list_files(const fs::path& repo, const std::string& commit) const {
+    std::vector<std::string> out;
+    const fs::path snap = repo / "snapshots" / commit;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(snap, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      std::error_code fec;
+      if (it->is_regular_file(fec)) out.push_back(it->path().lexically_relative(snap).generic_string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  json entry_json(const FileInfo& f, const std::string& commit, bool expand, std::time_t date) const {
+    json e = json::object();
+    e["type"] = "file";
+    e["oid"] = f.oid;
+    e["size"] = f.size;
+    if (f.lfs()) e["lfs"] = {{"oid", f.sha256}, {"size", f.size}, {"pointerSize", f.pointer_size}};
+    e["path"] = f.path;
+    if (expand) e["lastCommit"] = {{"id", commit}, {"title", "Snapshot " + commit.substr(0, 7)}, {"date", iso_date(date)}};
+    return e;
+  }
+
+  json dir_json(const std::string& dir, const std::string& commit, bool expand, std::time_t date) const {
+    json e = {{"type", "directory"}, {"oid", util::git_blob_sha1_hex("tree " + commit + " " + dir)}, {"size", 0}, {"path", dir}};
+    if (expand) e["lastCommit"] = {{"id", commit}, {"title", "Snapshot " + commit.substr(0, 7)}, {"date", iso_date(date)}};
+    return e;
+  }
+
+  std::time_t snapshot_time(const fs::path& repo, const std::string& commit) const {
+    struct stat st {};
+    ::stat((repo / "snapshots" / commit).c_str(), &st);
+    return st.st_mtime;
+  }
+
+  // ---- errors ---------------------------------------------------------------------------
+  static void error(httplib::Response& res, int status, const std::string& code, const std::string& message, bool api) {
+    res.status = status;
+    if (!code.empty()) res.set_header("X-Error-Code", code);
+    res.set_header("X-Error-Message", message);
+    if (api)
+      res.set_content(json{{"error", message}}.dump(), "application/json; charset=utf-8");
+    else
+      res.set_content(message, "text/plain; charset=utf-8");
+  }
+
+  bool authorized(const httplib::Request& req, httplib::Response& res, bool api) const {
+    if (!opts.token) return true;
+    const auto auth = req.get_header_value("Authorization");
+    if (auth == "Bearer " + *opts.token) return true;
+    res.set_header("WWW-Authenticate", "Bearer realm=\"Authentication required\", charset=\"UTF-8\"");
+    error(res, 401, "", auth.empty() ? "Invalid username or password." : "Invalid credentials in Authorization header",
+          api);
+    return false;
+  }
+
+  // Finds the repo and commit of a route, or answers the error.
+  bool locate(const httplib::Request& req, const Route& route, httplib::Response& res, fs::path& repo,
+              std::string& commit) {
+    bool api = route.api;
+    try {
+      layout::validate_repo_id(route.repo_id);
+    } catch (const Error&) {
+      error(res, 400, "", "Invalid repo id.", api);
+      return false;
+    }
+    repo = repo_dir(route);
+    std::error_code ec;
+    if (!fs::is_directory(repo / "snapshots", ec)) {
+      // Like the Hub: anonymous callers cannot tell a missing repo from a private one.
+      if (req.has_header("Authorization"))
+        error(res, 404, "RepoNotFound", "Repository not found", api);
+      else
+        error(res, 401, "RepoNotFound", "Repository not found", api);
+      return false;
+    }
+    if (route.action == "refs") return true;
+    auto c = resolve_revision(repo, route.revision);
+    if (!c) {
+      error(res, 404, "RevisionNotFound", "Invalid rev id: " + route.revision, api);
+      return false;
+    }
+    commit = *c;
+    return true;
+  }
+
+  // ---- bodies ---------------------------------------------------------------------------
+  // Serves a file with single-range support. Ranges are handled here, not by
+  // cpp-httplib, so 206/416 and Content-Range are exactly the Hub's.
+  static void send_file(const httplib::Request& req, httplib::Response& res, const fs::path& real, std::uint64_t total,
+                        const std::string& content_type) {
+    const_cast<httplib::Request&>(req).ranges.clear();
+    std::uint64_t start = 0, end = total;
+    res.set_header("Accept-Ranges", "bytes");
+    auto range = req.get_header_value("Range");
+    res.status = 200;
+    if (!range.empty() && range.rfind("bytes=", 0) == 0 && range.find(',') == std::string::npos) {
+      std::string spec = range.substr(6);
+      auto dash = spec.find('-');
+      if (dash != std::string::npos) {
+        std::string a = spec.substr(0, dash), b = spec.substr(dash + 1);
+        bool valid = true;
+        try {
+          if (a.empty()) {
+            if (b.empty()) valid = false;
+            std::uint64_t n = valid ? std::stoull(b) : 0;
+            start = n >= total ? 0 : total - n;
+            if (n == 0) start = total;  // "bytes=-0" is unsatisfiable
+          } else {
+            start = std::stoull(a);
+            if (!b.empty()) {
+              std::uint64_t last = std::stoull(b);
+              if (last < start) valid = false;
+              end = std::min<std::uint64_t>(last + 1, total);
+            }
+          }
+        } catch (...) {
+          valid = false;
+        }
+        if (valid) {
+          if (start >= total) {
+            res.status = 416;
+            res.set_header("Content-Range", "bytes */" + std::to_string(total));
+            res.set_content("Range Not Satisfiable", "text/plain");
+            return;
+          }
+          res.status = 206;
+          res.set_header("Content-Range", "bytes " + std::to_string(start) + "-" + std::to_string(end - 1) + "/" +
+                                              std::to_string(total));
+        } else {
+          start = 0;
+          end = total;
+        }
+      }
+    }
+    const std::uint64_t length = end - start;
+    auto path = std::make_shared<std::string>(real.string());
+    // Constant memory: 1 MiB at a time straight from the file.
+    res.set_content_provider(
+        static_cast<std::size_t>(length), content_type,
+        [path, start](std::size_t offset, std::size_t len, httplib::DataSink& sink) {
+          int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0) return false;
+          std::vector<char> buf(std::min<std::size_t>(len, 1 << 20));
+          ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(start + offset));
+          ::close(fd);
+          if (n <= 0) return false;
+          return sink.write(buf.data(), static_cast<std::size_t>(n));
+        });
+  }
+
+  std::string host_for_redirect(const httplib::Request& req) const {
+    std::string host = req.get_header_value("Host");
+    if (host.empty()) return opts.host;
+    if (host.front() == '[') return host.substr(0, host.find(']') + 1);
+    return host.substr(0, host.find(':'));
+  }
+
+  // ---- handlers -------------------------------------------------------------------------
+  void handle_resolve(const httplib::Request& req, httplib::Response& res, const Route& route) {
+    fs::path repo;
+    std::string commit;
+    if (!locate(req, route, res, repo, commit)) return;
+    auto info = file_info(repo, commit, route.path);
+    if (!info) {
+      res.set_header("X-Repo-Commit", commit);
+      error(res, 404, "EntryNotFound", "Entry not found", false);
+      return;
+    }
+    res.set_header("X-Repo-Commit", commit);
+    if (info->lfs()) {
+      std::string name = route.path.substr(route.path.rfind('/') + 1);
+      std::string location = "http://" + host_for_redirect(req) + ":" + std::to_string(cdn_port) + "/" + info->sha256 +
+                             "?name=" + layout::quote(name, "");
+      res.status = 302;
+      res.set_header("Location", location);
+      res.set_header("X-Linked-Etag", "\"" + info->sha256 + "\"");
+      res.set_header("X-Linked-Size", std::to_string(info->size));
+      res.set_header("Accept-Ranges", "bytes");
+      res.set_header("Cache-Control", "no-store");
+      res.set_content("Found. Redirecting to " + location, "text/plain; charset=utf-8");
+      return;
+    }
+    std::string name = route.path.substr(route.path.rfind('/') + 1);
+    res.set_header("ETag", "\"" + info->oid + "\"");
+    res.set_header("Content-Disposition",
+                   "inline; filename*=UTF-8''" + layout::quote(name, "") + "; filename=\"" + name + "\";");
+    send_file(req, res, info->real, info->size, "text/plain; charset=utf-8");
+  }
+
+  void handle_info(const httplib::Request& req, httplib::Response& res, const Route& route) {
+    fs::path repo;
+    std::string commit;
+    if (!locate(req, route, res, repo, commit)) return;
+    const bool blobs = param_true(req, "blobs");
+    const std::time_t date = snapshot_time(repo, commit);
+    json siblings = json::array();
+    for (const auto& p : list_files(repo, commit)) {
+      json s = {{"rfilename", p}};
+      if (blobs) {
+        if (auto f = file_info(repo, commit, p)) {
+          s["size"] = f->size;
+          s["blobId"] = f->oid;
+          if (f->lfs()) s["lfs"] = {{"sha256", f->sha256}, {"size", f->size}, {"pointerSize", f->pointer_size}};
+        }
+      }
+      siblings.push_back(std::move(s));
+    }
+    const std::string id = route.repo_id;
+    json full = {{"_id", util::sha256_hex(id).substr(0, 24)},
+                 {"id", id},
+                 {"modelId", id},
+                 {"author", id.find('/') == std::string::npos ? "" : id.substr(0, id.find('/'))},
+                 {"sha", commit},
+                 {"lastModified", iso_date(date)},
+                 {"createdAt", iso_date(date)},
+                 {"private", false},
+                 {"gated", false},
+                 {"disabled", false},
+                 {"downloads", 0},
+                 {"likes", 0},
+                 {"tags", json::array()},
+                 {"pipeline_tag", nullptr},
+                 {"library_name", nullptr},
+                 {"siblings", siblings},
+                 {"spaces", json::array()},
+                 {"usedStorage", 0}};
+    // expand=a&expand=b (or expand[]=): exactly {_id, id} plus the requested keys.
+    std::vector<std::string> expand;
+    for (const char* key : {"expand", "expand[]"})
+      for (std::size_t i = 0, n = req.get_param_value_count(key); i < n; ++i) expand.push_back(req.get_param_value(key, i));
+    json out = full;
+    if (!expand.empty()) {
+      out = {{"_id", full["_id"]}, {"id", id}};
+      for (const auto& k : expand)
+        if (full.contains(k)) out[k] = full[k];
+    }
+    res.set_content(out.dump(), "application/json; charset=utf-8");
+  }
+
+  void handle_tree(const httplib::Request& req, httplib::Response& res, const Route& route) {
+    fs::path repo;
+    std::string commit;
+    if (!locate(req, route, res, repo, commit)) return;
+    const bool recursive = param_true(req, "recursive");
+    const bool expand = param_true(req, "expand");
+    const std::time_t date = snapshot_time(repo, commit);
+    std::string base = route.path;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    auto files = list_files(repo, commit);
+    std::set<std::string> dirs;
+    std::vector<std::string> selected;
+    bool base_exists = base.empty();
+    for (const auto& p : files) {
+      if (!base.empty()) {
+        if (p == base) {
+          error(res, 404, "EntryNotFound", base + " is a file, not a folder on \"" + route.revision + "\"", true);
+          return;
+        }
+        if (p.rfind(base + "/", 0) != 0) continue;
+      }
+      base_exists = true;
+      std::string rel = base.empty() ? p : p.substr(base.size() + 1);
+      // Directories between `base` and the file.
+      std::string prefix = base.empty() ? "" : base + "/";
+      for (auto slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+        dirs.insert(prefix + rel.substr(0, slash));
+        if (!recursive) break;
+      }
+      if (recursive || rel.find('/') == std::string::npos) selected.push_back(p);
+    }
+    if (!base_exists) {
+      error(res, 404, "EntryNotFound", base + " does not exist on \"" + route.revision + "\"", true);
+      return;
+    }
+    json all = json::array();
+    for (const auto& d : dirs) all.push_back(dir_json(d, commit, expand, date));
+    for (const auto& p : selected)
+      if (auto f = file_info(repo, commit, p)) all.push_back(entry_json(*f, commit, expand, date));
+    std::size_t limit = expand ? 50 : 1000;
+    if (req.has_param("limit")) {
+      try {
+        limit = std::max<std::size_t>(1, std::stoul(req.get_param_value("limit")));
+      } catch (...) {
+      }
+    }
+    std::size_t cursor = 0;
+    if (req.has_param("cursor")) {
+      try {
+        cursor = std::stoul(req.get_param_value("cursor"));
+      } catch (...) {
+      }
+    }
+    json page = json::array();
+    for (std::size_t i = cursor; i < all.size() && i < cursor + limit; ++i) page.push_back(all[i]);
+    if (cursor + limit < all.size()) {
+      std::string host = req.get_header_value("Host");
+      std::string path = req.target.substr(0, req.target.find('?'));
+      std::string query = "recursive=" + std::string(recursive ? "true" : "false") +
+                          "&expand=" + std::string(expand ? "true" : "false") + "&limit=" + std::to_string(limit) +
+                          "&cursor=" + std::to_string(cursor + limit);
+      res.set_header("Link", "<http://" + (host.empty() ? opts.host + ":" + std::to_string(hub_port) : host) + path +
+                                 "?" + query + ">; rel=\"next\"");
+    }
+    res.set_content(page.dump(), "application/json; charset=utf-8");
+  }
+
+  void handle_paths_info(const httplib::Request& req, httplib::Response& res, const Route& route) {
+    fs::path repo;
+    std::string commit;
+    if (!locate(req, route, res, repo, commit)) return;
+    std::vector<std::string> paths;
+    bool expand = false;
+    auto body = json::parse(req.body, nullptr, false);
+    if (!body.is_discarded() && body.is_object()) {
+      if (body.contains("paths") && body["paths"].is_array())
+        for (const auto& p : body["paths"])
+          if (p.is_string()) paths.push_back(p.get<std::string>());
+      if (body.contains("expand")) expand = body["expand"].is_boolean() ? body["expand"].get<bool>() : false;
+    } else {
+      // application/x-www-form-urlencoded: paths=a&paths=b&expand=true
+      httplib::Params params;
+      httplib::detail::parse_query_text(req.body, params);
+      for (auto it = params.find("paths"); it != params.end() && it->first == "paths"; ++it) paths.push_back(it->second);
+      auto e = params.find("expand");
+      expand = e != params.end() && (e->second == "true" || e->second == "True" || e->second == "1");
+    }
+    const std::time_t date = snapshot_time(repo, commit);
+    auto files = list_files(repo, commit);
+    json out = json::array();
+    for (auto p : paths) {
+      while (!p.empty() && p.back() == '/') p.pop_back();
+      if (auto f = file_info(repo, commit, p)) {
+        out.push_back(entry_json(*f, commit, expand, date));
+      } else {
+        for (const auto& file : files)
+          if (file.rfind(p + "/", 0) == 0) {
+            out.push_back(dir_json(p, commit, expand, date));
+            break;
+          }
+      }
+    }
+    res.set_content(out.dump(), "application/json; charset=utf-8");
+  }
+
+  void handle_refs(const httplib::Request& req, httplib::Response& res, const Route& route) {
+    fs::path repo;
+    std::string commit;
+    if (!locate(req, route, res, repo, commit)) return;
+    json branches = json::array(), prs = json::array(), converts = json::array(), tags = json::array();
+    std::error_code ec;
+    const fs::path refs = repo / "refs";
+    for (auto it = fs::recursive_directory_iterator(refs, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (!it->is_regular_file()) continue;
+      std::string name = it->path().lexically_relative(refs).generic_string();
+      auto target = resolve_revision(repo, name);
+      if (!target) continue;
+      if (name.rfind("refs/pr/", 0) == 0)
+        prs.push_back({{"name", name.substr(8)}, {"ref", name}, {"targetCommit", *target}});
+      else if (name.rfind("refs/convert/", 0) == 0)
+        converts.push_back({{"name", name.substr(13)}, {"ref", name}, {"targetCommit", *target}});
+      else
+        branches.push_back({{"name", name}, {"ref", "refs/heads/" + name}, {"targetCommit", *target}});
+    }
+    json out = {{"branches", branches}, {"converts", converts}, {"tags", tags}};
+    if (param_true(req, "include_prs")) out["pullRequests"] = prs;
+    res.set_content(out.dump(), "application/json; charset=utf-8");
+  }
+
+  void handle_hub(const httplib::Request& req, httplib::Response& res) {
+    Route route = parse_route(req.target);
+    if (!route.ok) {
+      error(res, 404, "", "Not found", route.api);
+      return;
+    }
+    if (!authorized(req, res, route.api)) return;
+    if (route.action == "resolve") {
+      if (req.method != "GET" && req.method != "HEAD") {
+        error(res, 405, "", "Method not allowed", false);
+        return;
+      }
+      handle_resolve(req, res, route);
+    } else if (route.action == "paths-info") {
+      if (req.method != "POST") {
+        error(res, 405, "", "Method not allowed", true);
+        return;
+      }
+      handle_paths_info(req, res, route);
+    } else if (req.method != "GET" && req.method != "HEAD") {
+      error(res, 405, "", "Method not allowed", true);
+    } else if (route.action == "tree") {
+      handle_tree(req, res, route);
+    } else if (route.action == "refs") {
+      handle_refs(req, res, route);
+    } else {
+      handle_info(req, res, route);
+    }
+  }
+
+  std::optional<fs::path> find_sha256(const std::string& sha) {
+    {
+      std::lock_guard lock(mutex);
+      if (auto it = by_sha256.find(sha); it != by_sha256.end() && util::is_regular_file(it->second)) return it->second;
+    }
+    std::error_code ec;
+    auto shared = root / "blobs" / sha.substr(0, 2) / sha;
+    if (util::is_regular_file(shared)) return shared;
+    for (auto& e : fs::directory_iterator(root, ec)) {
+      auto blob = e.path() / "blobs" / sha;
+      if (util::is_regular_file(blob)) {
+        auto real = fs::canonical(blob, ec);
+        if (!ec && inside_root(real)) return real;
+      }
+    }
+    return std::nullopt;
+  }
+
+  void handle_cdn(const httplib::Request& req, httplib::Response& res) {
+    std::string sha = req.target.substr(1, req.target.find('?') == std::string::npos ? std::string::npos
+                                                                                   : req.target.find('?') - 1);
+    if (sha.size() != 64 || !layout::is_hex(sha)) {
+      res.status = 404;
+      res.set_content("Not found", "text/plain");
+      return;
+    }
+    auto real = find_sha256(sha);
+    if (!real) {
+      res.status = 404;
+      res.set_content("Not found", "text/plain");
+      return;
+    }
+    std::error_code ec;
+    res.set_header("ETag", "\"" + sha + "\"");
+    send_file(req, res, *real, fs::file_size(*real, ec), "application/octet-stream");
+  }
+
+  void log_line(const char* server, const httplib::Request& req, const httplib::Response& res) const {
+    if (!opts.access_log) return;
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_start).count();
+    std::string bytes = res.get_header_value("Content-Length");
+    if (bytes.empty()) bytes = std::to_string(res.body.size());
+    // Method, target, status, bytes, time. Headers (and so tokens) are never logged.
+    std::fprintf(stderr, "%s %s %s %d %s %.1fms\n", server, req.method.c_str(), req.target.c_str(), res.status,
+                 bytes.c_str(), ms);
+  }
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) { impl_->opts = std::move(options); }
+
+Server::~Server() { stop(); }
+
+void Server::start() {
+  Impl& s = *impl_;
+  std::error_code ec;
+  s.root = fs::canonical(s.opts.cache_dir, ec);
+  if (ec) throw Error(ErrorCode::io, "Cannot serve '" + s.opts.cache_dir.string() + "': " + ec.message());
+  for (auto* srv : {&s.hub, &s.cdn}) {
+    const int threads = s.opts.threads;
+    srv->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+    srv->set_keep_alive_max_count(1000);
+    srv->set_keep_alive_timeout(5);
+    srv->set_read_timeout(30);
+    srv->set_write_timeout(30);
+    srv->set_payload_max_length(16u << 20);
+    srv->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+      request_start = std::chrono::steady_clock::now();
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+  }
+  auto hub_handler = [this](const httplib::Request& q, httplib::Response& r) { impl_->handle_hub(q, r); };
+  s.hub.Get(".*", hub_handler);
+  s.hub.Post(".*", hub_handler);
+  s.hub.set_logger([this](const httplib::Request& q, const httplib::Response& r) { impl_->log_line("hub", q, r); });
+  s.cdn.Get(".*", [this](const httplib::Request& q, httplib::Response& r) { impl_->handle_cdn(q, r); });
+  s.cdn.set_logger([this](const httplib::Request& q, const httplib::Response& r) { impl_->log_line("cdn", q, r); });
+
+  auto bind = [&](httplib::Server& srv, int port) {
+    int bound = port == 0 ? srv.bind_to_any_port(s.opts.host) : (srv.bind_to_port(s.opts.host, port) ? port : -1);
+    if (bound <= 0)
+      throw Error(ErrorCode::io, "Cannot listen on " + s.opts.host + ":" + std::to_string(port) +
+                                     " (in use, or not an address of this machine). Try --port 0.");
+    return bound;
+  };
+  s.hub_port = bind(s.hub, s.opts.port);
+  s.cdn_port = bind(s.cdn, s.opts.cdn_port);
+  s.hub_thread = std::thread([this] { impl_->hub.listen_after_bind(); });
+  s.cdn_thread = std::thread([this] { impl_->cdn.listen_after_bind(); });
+  while (!s.hub.is_running() || !s.cdn.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  s.started = true;
+}
+
+void Server::stop() {
+  Impl& s = *impl_;
+  if (!s.started || s.stopped) return;
+  s.stopped = true;
+  s.hub.stop();
+  s.cdn.stop();
+  if (s.hub_thread.joinable()) s.hub_thread.join();
+  if (s.cdn_thread.joinable()) s.cdn_thread.join();
+}
+
+int Server::port() const { return impl_->hub_port; }
+int Server::cdn_port() const { return impl_->cdn_port; }
+std::string Server::base_url() const {
+  const std::string& h = impl_->opts.host;
+  std::string host = h == "0.0.0.0" ? "127.0.0.1" : h;
+  return "http://" + host + ":" + std::to_string(impl_->hub_port);
+}
+
+}  // namespace hubcache::serve
