@@ -133,12 +133,13 @@ DeletePlan plan_rm(const ScanReport& report, const std::vector<std::string>& tar
 DeletePlan plan_prune(const ScanReport& report);
 
 struct GcPolicy {
-  std::optional<std::uint64_t> max_size;           // evict until the cache is at most this many bytes
-  std::optional<std::chrono::seconds> older_than;  // evict revisions not used for this long
+  std::optional<std::uint64_t> max_size{};         // evict until the cache is at most this many bytes
+  std::optional<std::chrono::seconds> older_than{};  // evict revisions not used for this long
   TimePoint now = Clock::now();
 };
 // gc: evicts least-recently-used revisions (detached ones first) until the
-// policy holds. Blobs of kept revisions and blobs held by a live download are
+// policy holds. A revision's last use is the newest atime/mtime of the blobs only
+// it holds (a blob shared by several revisions cannot tell which one was read). Blobs of kept revisions and blobs held by a live download are
 // never deleted; a revision holding a locked blob is never evicted.
 // Throws Error(invalid_argument) when the policy sets neither limit.
 DeletePlan plan_gc(const ScanReport& report, const GcPolicy& policy);

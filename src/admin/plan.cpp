@@ -213,6 +213,28 @@ DeletePlan plan_prune(const ScanReport& report) {
   return plan;
 }
 
+namespace {
+// When a revision was last used. A blob shared with other revisions of the repo
+// says nothing about which of them was read, so only the revision's own blobs
+// count; a revision made only of shared blobs falls back to all of them.
+TimePoint last_used(const CachedRepo& repo, std::size_t index) {
+  std::unordered_map<std::string, std::size_t> owners;
+  for (const auto& r : repo.revisions) {
+    std::set<std::string> mine;
+    for (const auto& f : r.files)
+      if (mine.insert(f.blob_path.native()).second) ++owners[f.blob_path.native()];
+  }
+  const auto& rev = repo.revisions[index];
+  std::optional<TimePoint> own;
+  for (const auto& f : rev.files) {
+    if (owners[f.blob_path.native()] != 1) continue;
+    auto t = std::max(f.last_accessed, f.last_modified);
+    own = own ? std::max(*own, t) : t;
+  }
+  return own ? *own : rev.last_accessed;
+}
+}  // namespace
+
 DeletePlan plan_gc(const ScanReport& report, const GcPolicy& policy) {
   if (!policy.max_size && !policy.older_than)
     throw Error(ErrorCode::invalid_argument, "gc needs a limit: --max-size SIZE or --older-than DURATION.");
@@ -243,7 +265,7 @@ DeletePlan plan_gc(const ScanReport& report, const GcPolicy& policy) {
         plan.warnings.push_back(repo.cache_id() + "@" + rev.commit + ": kept, a download into it is in progress.");
         continue;
       }
-      candidates.push_back({ri, vi, rev.refs.empty(), rev.last_accessed});
+      candidates.push_back({ri, vi, rev.refs.empty(), last_used(repo, vi)});
     }
   }
   std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
