@@ -117,8 +117,10 @@ struct DeletePlan {
     std::uint64_t freed = 0;            // bytes actually released
     std::vector<std::string> warnings;  // missing paths, entries skipped because a download holds them
   };
-  // Deletes in the safe order (repos, snapshots, refs, blobs, incomplete files)
-  // so an interruption never leaves a ref or link to a missing blob. Re-checks
+  // Deletes in a safe order: repos, refs, snapshots, blobs, incomplete files.
+  // Blobs go last so an interruption never leaves a link to a missing blob;
+  // refs go before their snapshot (Python does the reverse) so a concurrent scan
+  // or an interruption sees a detached revision, never a ref to a missing commit. Re-checks
   // every lock just before deleting. Missing paths are warnings, not errors.
   // Throws Error(io) only when a path exists and cannot be removed.
   Result execute() const;

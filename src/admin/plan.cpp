@@ -318,8 +318,6 @@ DeletePlan::Result DeletePlan::execute() const {
     }
     if (remove_tree(repos[i])) result.freed += i < repo_bytes.size() ? repo_bytes[i] : 0;
   }
-  for (std::size_t i = 0; i < snapshots.size(); ++i)
-    if (remove_tree(snapshots[i])) result.freed += i < snapshot_bytes.size() ? snapshot_bytes[i] : 0;
   for (const auto& ref : refs) {
     std::error_code ec;
     if (!fs::remove(ref, ec)) {
@@ -332,6 +330,8 @@ DeletePlan::Result DeletePlan::execute() const {
          dir = dir.parent_path())
       fs::remove(dir, ec);
   }
+  for (std::size_t i = 0; i < snapshots.size(); ++i)
+    if (remove_tree(snapshots[i])) result.freed += i < snapshot_bytes.size() ? snapshot_bytes[i] : 0;
   auto remove_locked = [&](const fs::path& p, const fs::path& lock, std::uint64_t bytes) {
     TryLock guard(lock);
     if (guard.busy()) {

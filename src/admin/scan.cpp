@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -117,8 +118,35 @@ class RepoScanner {
     std::set<std::string> commits;
     for (const auto& r : repo.revisions) commits.insert(r.commit);
     std::vector<std::string> missing;
-    for (const auto& [ref, commit] : repo.refs)
-      if (!commits.count(commit)) missing.push_back(ref + " -> " + commit);
+    for (auto it = repo.refs.begin(); it != repo.refs.end();) {
+      const auto& [ref, commit] = *it;
+      if (commits.count(commit)) {
+        ++it;
+        continue;
+      }
+      // Look again before calling it corruption: a concurrent rm deletes the ref
+      // then the snapshot, a download creates the snapshot then the ref.
+      auto now = util::read_small_file(refs_dir + "/" + ref);
+      std::string current = now ? *now : "";
+      while (!current.empty() && std::isspace(static_cast<unsigned char>(current.back()))) current.pop_back();
+      if (current != commit) {
+        it = repo.refs.erase(it);
+        continue;
+      }
+      CachedRevision rev;
+      rev.commit = commit;
+      rev.snapshot_path = snaps + "/" + commit;
+      if (layout::is_commit_hash(commit) && scan_revision(rev)) {
+        commits.insert(commit);
+        repo.revisions.push_back(std::move(rev));
+        ++it;
+        continue;
+      }
+      missing.push_back(ref + " -> " + commit);
+      ++it;
+    }
+    std::sort(repo.revisions.begin(), repo.revisions.end(),
+              [](const CachedRevision& a, const CachedRevision& b) { return a.commit < b.commit; });
     if (!missing.empty()) {
       std::string list;
       for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;

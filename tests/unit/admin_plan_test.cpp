@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <thread>
+
 #include "hubcache/admin.hpp"
 #include "hubcache/error.hpp"
 #include "store/repo_cache.hpp"
@@ -225,6 +228,43 @@ TEST(AdminVerify, RevisionChoice) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::not_cached);
   }
+}
+
+}  // namespace
+}  // namespace hubcache::test
+
+namespace hubcache::test {
+namespace {
+
+// Scans while another thread deletes revisions one by one: no exception, and
+// never a spurious corruption warning (refs go before snapshots, blobs last).
+TEST(AdminPlan, ScanToleratesConcurrentDeletion) {
+  TempDir tmp;
+  CacheBuilder b(tmp.path(), "org/busy");
+  constexpr int kRevisions = 20;
+  for (int v = 0; v < kRevisions; ++v) {
+    for (int f = 0; f < 20; ++f)
+      b.add_file(fake_commit(v), "d/f" + std::to_string(f),
+                 f < 10 ? "shared" + std::to_string(f) : "own" + std::to_string(v * 100 + f));
+    b.set_ref("tag" + std::to_string(v), fake_commit(v));
+  }
+  b.set_ref("main", fake_commit(kRevisions - 1));
+  std::atomic<bool> done{false};
+  std::thread deleter([&] {
+    for (int v = 0; v < kRevisions - 1; ++v) plan_rm(scan_cache(tmp.path()), {fake_commit(v)}).execute();
+    done = true;
+  });
+  int scans = 0;
+  while (!done || scans == 0) {
+    auto report = scan_cache(tmp.path());
+    EXPECT_TRUE(report.warnings.empty()) << report.warnings.front();
+    EXPECT_EQ(report.repos.size(), 1u);
+    ++scans;
+  }
+  deleter.join();
+  auto last = scan_cache(tmp.path());
+  ASSERT_EQ(last.revision_count(), 1u);
+  EXPECT_EQ(last.repos[0].nb_files, 20u);
 }
 
 }  // namespace
