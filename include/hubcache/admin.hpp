@@ -33,8 +33,8 @@ struct CachedFile {
   fs::path repo_blob;  // first hop: <repo>/blobs/<etag>, or file_path itself for a real file
   fs::path blob_path;  // fully resolved (a shared-store file when repo_blob is a link into it)
   std::uint64_t size = 0;
-  TimePoint last_accessed{};  // blob atime
-  TimePoint last_modified{};  // blob mtime
+  TimePoint last_accessed{};       // blob atime
+  TimePoint last_modified{};       // blob mtime
   bool repo_blob_is_link = false;  // repo blob is a symlink into the shared store
 };
 
@@ -52,10 +52,10 @@ struct CachedRepo {
   std::string repo_id;
   RepoType type = RepoType::model;
   fs::path path;
-  std::vector<CachedRevision> revisions;  // sorted by commit
+  std::vector<CachedRevision> revisions;    // sorted by commit
   std::map<std::string, std::string> refs;  // ref name -> commit
-  std::uint64_t size = 0;      // unique blobs over all revisions
-  std::size_t nb_files = 0;    // unique blobs
+  std::uint64_t size = 0;                   // unique blobs over all revisions
+  std::size_t nb_files = 0;                 // unique blobs
   TimePoint last_accessed{};
   TimePoint last_modified{};
   // "model/org/name"
@@ -135,15 +135,15 @@ DeletePlan plan_rm(const ScanReport& report, const std::vector<std::string>& tar
 DeletePlan plan_prune(const ScanReport& report);
 
 struct GcPolicy {
-  std::optional<std::uint64_t> max_size{};         // evict until the cache is at most this many bytes
+  std::optional<std::uint64_t> max_size{};           // evict until the cache is at most this many bytes
   std::optional<std::chrono::seconds> older_than{};  // evict revisions not used for this long
   TimePoint now = Clock::now();
 };
 // gc: evicts least-recently-used revisions (detached ones first) until the
 // policy holds. A revision's last use is the newest atime/mtime of the blobs only
-// it holds (a blob shared by several revisions cannot tell which one was read). Blobs of kept revisions and blobs held by a live download are
-// never deleted; a revision holding a locked blob is never evicted.
-// Throws Error(invalid_argument) when the policy sets neither limit.
+// it holds (a blob shared by several revisions cannot tell which one was read). Blobs of kept revisions and blobs held
+// by a live download are never deleted; a revision holding a locked blob is never evicted. Throws
+// Error(invalid_argument) when the policy sets neither limit.
 DeletePlan plan_gc(const ScanReport& report, const GcPolicy& policy);
 
 // ---- verify -------------------------------------------------------------
@@ -174,9 +174,9 @@ struct VerifyReport {
   RepoType type = RepoType::model;
   std::string commit;
   std::vector<FileCheck> files;
-  bool has_listing = false;            // missing/extra are only known with a listing
-  std::vector<std::string> missing;    // in the listing, not in the snapshot
-  std::vector<std::string> extra;      // in the snapshot, not in the listing
+  bool has_listing = false;          // missing/extra are only known with a listing
+  std::vector<std::string> missing;  // in the listing, not in the snapshot
+  std::vector<std::string> extra;    // in the snapshot, not in the listing
   std::size_t count(FileCheck::Status s) const;
 };
 

@@ -32,9 +32,8 @@ std::string format_timesince(TimePoint t, TimePoint now) {
     double divider;
     double max;  // < 0: no limit
   };
-  static const Chunk kChunks[] = {{"second", 1, 60},           {"minute", 60, 60},
-                                  {"hour", 3600, 24},          {"day", 86400, 6},
-                                  {"week", 86400 * 7, 6},      {"month", 86400 * 30, 11},
+  static const Chunk kChunks[] = {{"second", 1, 60},        {"minute", 60, 60},     {"hour", 3600, 24},
+                                  {"day", 86400, 6},        {"week", 86400 * 7, 6}, {"month", 86400 * 30, 11},
                                   {"year", 86400 * 365, -1}};
   double value = 0;
   const char* label = "year";
@@ -75,17 +74,23 @@ std::uint64_t parse_size(const std::string& text) {
   std::string unit;
   if (split_number(text, value, unit)) {
     double mult = -1;
-    if (unit.empty() || unit == "b") mult = 1;
-    else if (unit == "k" || unit == "kb") mult = 1e3;
-    else if (unit == "m" || unit == "mb") mult = 1e6;
-    else if (unit == "g" || unit == "gb") mult = 1e9;
-    else if (unit == "t" || unit == "tb") mult = 1e12;
-    else if (unit == "p" || unit == "pb") mult = 1e15;
+    if (unit.empty() || unit == "b")
+      mult = 1;
+    else if (unit == "k" || unit == "kb")
+      mult = 1e3;
+    else if (unit == "m" || unit == "mb")
+      mult = 1e6;
+    else if (unit == "g" || unit == "gb")
+      mult = 1e9;
+    else if (unit == "t" || unit == "tb")
+      mult = 1e12;
+    else if (unit == "p" || unit == "pb")
+      mult = 1e15;
     if (mult > 0) return static_cast<std::uint64_t>(value * mult);
   }
-  throw Error(ErrorCode::invalid_argument,
-              "Invalid size '" + text + "': expected a number with an optional unit k, m, g, t or p (powers of "
-              "1000), e.g. 50G or 1.5gb.");
+  throw Error(ErrorCode::invalid_argument, "Invalid size '" + text +
+                                               "': expected a number with an optional unit k, m, g, t or p (powers of "
+                                               "1000), e.g. 50G or 1.5gb.");
 }
 
 std::chrono::seconds parse_duration(const std::string& text) {
@@ -93,17 +98,24 @@ std::chrono::seconds parse_duration(const std::string& text) {
   std::string unit;
   if (split_number(text, value, unit)) {
     double mult = -1;
-    if (unit == "s") mult = 1;
-    else if (unit == "m" || unit == "min") mult = 60;
-    else if (unit == "h") mult = 3600;
-    else if (unit == "d") mult = 86400;
-    else if (unit == "w") mult = 86400 * 7;
-    else if (unit == "mo") mult = 86400 * 30;
-    else if (unit == "y") mult = 86400 * 365;
+    if (unit == "s")
+      mult = 1;
+    else if (unit == "m" || unit == "min")
+      mult = 60;
+    else if (unit == "h")
+      mult = 3600;
+    else if (unit == "d")
+      mult = 86400;
+    else if (unit == "w")
+      mult = 86400 * 7;
+    else if (unit == "mo")
+      mult = 86400 * 30;
+    else if (unit == "y")
+      mult = 86400 * 365;
     if (mult > 0) return std::chrono::seconds(static_cast<std::int64_t>(value * mult));
   }
-  throw Error(ErrorCode::invalid_argument, "Invalid duration '" + text +
-                                               "': expected a number and a unit s, m, h, d, w, mo or y, e.g. 30d.");
+  throw Error(ErrorCode::invalid_argument,
+              "Invalid duration '" + text + "': expected a number and a unit s, m, h, d, w, mo or y, e.g. 30d.");
 }
 
 }  // namespace hubcache::admin

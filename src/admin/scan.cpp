@@ -41,7 +41,7 @@ struct Corrupted {
 
 TimePoint to_time(const timespec& ts) {
   return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(ts.tv_sec) +
-                                                              std::chrono::nanoseconds(ts.tv_nsec)));
+                                                               std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
 struct DirEntry {
@@ -88,8 +88,9 @@ class RepoScanner {
     if (!S_ISDIR(st.st_mode)) throw Corrupted{"Scan cache expects a directory but found a file."};
     auto parsed = layout::parse_repo_folder_name(folder);
     if (!parsed)
-      throw Corrupted{"Repo path is not a valid HuggingFace cache directory: expected models--, datasets-- or "
-                      "spaces-- followed by the repo id."};
+      throw Corrupted{
+          "Repo path is not a valid HuggingFace cache directory: expected models--, datasets-- or "
+          "spaces-- followed by the repo id."};
     repo.type = parsed->first;
     repo.repo_id = parsed->second;
     repo.path = dir;

@@ -1,9 +1,8 @@
 // verify_revision: offline integrity check of one cached revision. Blob names
 // are content hashes (sha256 for LFS, git blob sha1 otherwise), so a symlinked
 // file verifies against its own name; real files need a tree listing.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "hubcache/admin.hpp"
@@ -48,8 +47,8 @@ std::string choose_commit(const store::RepoCache& repo, const std::string& revis
     layout::validate_revision(revision);
     auto commit = repo.resolve_commit(revision);
     if (!commit)
-      throw Error(ErrorCode::not_cached, "Revision '" + revision + "' of " + label +
-                                             " is not in the cache (no refs/" + revision + ").");
+      throw Error(ErrorCode::not_cached,
+                  "Revision '" + revision + "' of " + label + " is not in the cache (no refs/" + revision + ").");
     return *commit;
   }
   if (auto main = repo.read_ref("main")) return *main;
@@ -62,8 +61,10 @@ std::string choose_commit(const store::RepoCache& repo, const std::string& revis
   std::sort(snaps.begin(), snaps.end());
   std::string list;
   for (const auto& s : snaps) list += " " + s;
-  throw Error(ErrorCode::invalid_argument, label + " has no refs/main and several cached revisions; pick one with "
-                                               "--revision:" + list);
+  throw Error(ErrorCode::invalid_argument, label +
+                                               " has no refs/main and several cached revisions; pick one with "
+                                               "--revision:" +
+                                               list);
 }
 
 void check_against(FileCheck& c, const fs::path& file, util::HashKind kind, const std::string& expected) {
@@ -88,8 +89,8 @@ VerifyReport verify_revision(const fs::path& root, const std::string& repo_id, R
   report.type = type;
   std::error_code ec;
   if (!fs::is_directory(repo.repo_dir(), ec))
-    throw Error(ErrorCode::not_cached, std::string(to_string(type)) + " '" + repo_id + "' is not in the cache at " +
-                                           root.string() + ".");
+    throw Error(ErrorCode::not_cached,
+                std::string(to_string(type)) + " '" + repo_id + "' is not in the cache at " + root.string() + ".");
   report.commit = choose_commit(repo, revision);
   auto snap = repo.snapshot_dir(report.commit);
   if (!fs::is_directory(snap, ec))
@@ -130,8 +131,8 @@ VerifyReport verify_revision(const fs::path& root, const std::string& repo_id, R
         check_against(c, it->path(), util::HashKind::git_blob_sha1, e.blob_id);
     } else {
       c.status = FileCheck::Status::unverifiable;
-      c.detail = listing ? "not in the tree listing" : "a real file (no-symlink mode) and no trees/" + report.commit +
-                                                           ".json to check it against";
+      c.detail = listing ? "not in the tree listing"
+                         : "a real file (no-symlink mode) and no trees/" + report.commit + ".json to check it against";
     }
     report.files.push_back(std::move(c));
   }

@@ -105,7 +105,8 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     std::cout << line << "\n";
     if (n == 0) {
       std::string dash;
-      for (std::size_t i = 0; i < width.size(); ++i) dash += std::string(width[i], '-') + (i + 1 < width.size() ? "  " : "");
+      for (std::size_t i = 0; i < width.size(); ++i)
+        dash += std::string(width[i], '-') + (i + 1 < width.size() ? "  " : "");
       std::cout << dash << "\n";
     }
   }
@@ -155,7 +156,8 @@ int run(const LsArgs& args) {
     };
     return desc ? less(b, a) : less(a, b);
   });
-  if (args.limit >= 0 && rows.size() > static_cast<std::size_t>(args.limit)) rows.resize(static_cast<std::size_t>(args.limit));
+  if (args.limit >= 0 && rows.size() > static_cast<std::size_t>(args.limit))
+    rows.resize(static_cast<std::size_t>(args.limit));
 
   if (args.format == "json") {
     auto out = nlohmann::json::array();
@@ -200,14 +202,18 @@ int run(const LsArgs& args) {
     std::uint64_t total = 0;
     for (const auto& r : rows) {
       repos.insert(r.repo);
-      if (r.rev) ++nb_revisions;
-      else nb_revisions += r.repo->revisions.size();
+      if (r.rev)
+        ++nb_revisions;
+      else
+        nb_revisions += r.repo->revisions.size();
       const auto add = [&](const CachedRevision& rev) {
         for (const auto& f : rev.files)
           if (blobs.insert(f.blob_path.native()).second) total += f.size;
       };
-      if (r.rev) add(*r.rev);
-      else for (const auto& rev : r.repo->revisions) add(rev);
+      if (r.rev)
+        add(*r.rev);
+      else
+        for (const auto& rev : r.repo->revisions) add(rev);
     }
     std::cout << "\nFound " << repos.size() << " repo(s) for a total of " << nb_revisions << " revision(s) and "
               << format_size(total) << " on disk.\n";
@@ -225,7 +231,9 @@ int run(const LsArgs& args) {
   return 0;
 }
 
-Registrar reg{{"ls", "List the repos and revisions in the cache, with sizes and last use", 40,
+Registrar reg{{"ls",
+               "List the repos and revisions in the cache, with sizes and last use",
+               40,
                [](CLI::App& sub) -> std::function<int()> {
                  auto args = std::make_shared<LsArgs>();
                  sub.add_flag("--revisions", args->revisions, "One row per revision instead of per repo");

@@ -20,8 +20,10 @@ int run(const PruneArgs& args) {
   o.cache_dir = args.cache_dir;
   auto report = admin::scan_cache(resolve_cache_root(o));
   auto plan = admin::plan_prune(report);
-  return admin::confirm_and_execute(plan, {args.dry_run, args.yes, "Nothing to prune: no detached revision and no "
-                                                                   "stale incomplete download."},
+  return admin::confirm_and_execute(plan,
+                                    {args.dry_run, args.yes,
+                                     "Nothing to prune: no detached revision and no "
+                                     "stale incomplete download."},
                                     std::cout, std::cerr);
 }
 

@@ -24,7 +24,9 @@ int run(const RmArgs& args) {
   return admin::confirm_and_execute(plan, {args.dry_run, args.yes, "Nothing to delete."}, std::cout, std::cerr);
 }
 
-Registrar reg{{"rm", "Delete cached repos or revisions (keeps blobs other revisions use)", 41,
+Registrar reg{{"rm",
+               "Delete cached repos or revisions (keeps blobs other revisions use)",
+               41,
                [](CLI::App& sub) -> std::function<int()> {
                  auto args = std::make_shared<RmArgs>();
                  sub.add_option("targets", args->targets,

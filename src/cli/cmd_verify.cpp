@@ -54,7 +54,8 @@ int run(const VerifyArgs& args) {
   bool failed = false;
   if (args.all) {
     if (!args.repo.empty() || !args.revision.empty())
-      throw Error(ErrorCode::invalid_argument, "--all verifies every revision of every repo: give no REPO or --revision.");
+      throw Error(ErrorCode::invalid_argument,
+                  "--all verifies every revision of every repo: give no REPO or --revision.");
     auto scan = admin::scan_cache(root);
     for (const auto& w : scan.warnings) std::cerr << "warning: " << w << "\n";
     for (const auto& repo : scan.repos)

@@ -197,10 +197,9 @@ TEST(AdminVerify, HashesBlobsAndNamesBadFiles) {
   write_file(blob, content);
   // A tree listing makes the real file verifiable and reveals missing/extra files.
   write_file(b.repo_dir() / "trees" / (c + ".json"),
-             R"({"format_version": 1, "files": {"ok.txt": {"size": 4, "blob_id": ")" +
-                 util::git_blob_sha1_hex("fine") + R"("}, "real.txt": {"size": 6, "blob_id": ")" +
-                 util::git_blob_sha1_hex("copied") + R"("}, "absent.md": {"size": 1, "blob_id": ")" +
-                 std::string(40, '0') + R"("}}})");
+             R"({"format_version": 1, "files": {"ok.txt": {"size": 4, "blob_id": ")" + util::git_blob_sha1_hex("fine") +
+                 R"("}, "real.txt": {"size": 6, "blob_id": ")" + util::git_blob_sha1_hex("copied") +
+                 R"("}, "absent.md": {"size": 1, "blob_id": ")" + std::string(40, '0') + R"("}}})");
   report = verify_revision(tmp.path(), "org/v", RepoType::model, "main");
   EXPECT_TRUE(report.has_listing);
   EXPECT_EQ(report.count(FileCheck::Status::ok), 2u);
