@@ -11,3 +11,4 @@
 #include "hubcache/error.hpp"
 #include "hubcache/options.hpp"
 #include "hubcache/settings.hpp"
+#include "hubcache/admin.hpp"

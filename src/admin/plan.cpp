@@ -1,0 +1,358 @@
+// Delete plans (rm, prune, gc) and their execution, after Python's
+// DeleteCacheStrategy (reference §6.3) plus live-download protection: a blob or
+// .incomplete file is deleted only while its download lock can be taken.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+#include <system_error>
+#include <unordered_map>
+
+#include "hubcache/admin.hpp"
+#include "hubcache/error.hpp"
+#include "layout/naming.hpp"
+#include "store/repo_cache.hpp"
+
+namespace hubcache::admin {
+namespace {
+
+// Holds flock(LOCK_EX) on an existing lock file for as long as it lives, so no
+// download of that etag can start while we delete. A lock file that does not
+// exist means no download of that etag has ever begun here.
+class TryLock {
+ public:
+  explicit TryLock(const fs::path& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd_ < 0) return;
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) busy_ = true;
+  }
+  ~TryLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+  }
+  TryLock(const TryLock&) = delete;
+  TryLock& operator=(const TryLock&) = delete;
+  bool busy() const { return busy_; }
+
+ private:
+  int fd_ = -1;
+  bool busy_ = false;
+};
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+fs::path lock_for(const ScanReport& report, const CachedRepo& repo, const CachedFile& f) {
+  return report.root / ".locks" / repo.path.filename() / (f.repo_blob.filename().string() + ".lock");
+}
+
+bool is_real_file(const CachedFile& f) { return f.repo_blob == f.file_path; }
+
+std::string refs_label(const CachedRevision& r) {
+  if (r.refs.empty()) return "detached";
+  std::string s;
+  for (const auto& ref : r.refs) s += (s.empty() ? "" : ", ") + ref;
+  return s;
+}
+
+// Any download lock of the repo held right now?
+bool repo_has_live_download(const ScanReport& report, const CachedRepo& repo) {
+  std::error_code ec;
+  fs::directory_iterator it(report.root / ".locks" / repo.path.filename(), ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (store::FileLock::is_locked(it->path())) return true;
+  return false;
+}
+
+using Selection = std::map<std::size_t, std::set<std::size_t>>;  // repo index -> revision indices
+
+DeletePlan build(const ScanReport& report, const Selection& selected, DeletePlan plan) {
+  plan.root = report.root;
+  for (const auto& [ri, revs] : selected) {
+    const CachedRepo& repo = report.repos[ri];
+    bool all = revs.size() == repo.revisions.size();
+    if (all && !repo_has_live_download(report, repo)) {
+      std::set<std::string> seen;
+      std::uint64_t bytes = 0;
+      for (const auto& r : repo.revisions)
+        for (const auto& f : r.files)
+          if (seen.insert(f.repo_blob.native()).second && !f.repo_blob_is_link) bytes += f.size;
+      plan.repos.push_back(repo.path);
+      plan.repo_bytes.push_back(bytes);
+      plan.expected_freed += bytes;
+      ++plan.nb_repos;
+      plan.entries.push_back(repo.cache_id() + " (whole repo, " + std::to_string(repo.revisions.size()) +
+                             " revision(s), " + format_size(bytes) + ")");
+      continue;
+    }
+    if (all) plan.warnings.push_back(repo.cache_id() + ": a download is in progress; deleting its revisions only.");
+    std::set<std::string> kept;
+    for (std::size_t i = 0; i < repo.revisions.size(); ++i)
+      if (!revs.count(i))
+        for (const auto& f : repo.revisions[i].files) kept.insert(f.repo_blob.native());
+    std::set<std::string> planned;
+    for (std::size_t i : revs) {
+      const CachedRevision& rev = repo.revisions[i];
+      std::uint64_t rev_bytes = 0;
+      std::uint64_t snap_bytes = 0;
+      for (const auto& f : rev.files) {
+        if (is_real_file(f)) {
+          // Deleted with the snapshot directory (#4639: counted, not deleted twice).
+          snap_bytes += f.size;
+          continue;
+        }
+        if (kept.count(f.repo_blob.native()) || !planned.insert(f.repo_blob.native()).second) continue;
+        auto lock = lock_for(report, repo, f);
+        if (store::FileLock::is_locked(lock)) {
+          plan.warnings.push_back(f.repo_blob.string() + ": kept, a download of this blob is in progress.");
+          continue;
+        }
+        std::uint64_t bytes = f.repo_blob_is_link ? 0 : f.size;
+        plan.blobs.push_back(f.repo_blob);
+        plan.blob_locks.push_back(lock);
+        plan.blob_bytes.push_back(bytes);
+        rev_bytes += bytes;
+      }
+      plan.snapshots.push_back(rev.snapshot_path);
+      plan.snapshot_bytes.push_back(snap_bytes);
+      for (const auto& ref : rev.refs) plan.refs.push_back(repo.path / "refs" / ref);
+      ++plan.nb_revisions;
+      plan.expected_freed += rev_bytes + snap_bytes;
+      plan.entries.push_back(repo.cache_id() + "@" + rev.commit + " [" + refs_label(rev) + "] (" +
+                             format_size(rev_bytes + snap_bytes) + ")");
+    }
+  }
+  return plan;
+}
+
+void add_incomplete(const ScanReport& report, DeletePlan& plan) {
+  for (const auto& inc : report.incomplete) {
+    if (store::FileLock::is_locked(inc.lock_path)) {
+      plan.warnings.push_back(inc.path.string() + ": kept, a download is writing it.");
+      continue;
+    }
+    plan.incomplete.push_back(inc.path);
+    plan.incomplete_locks.push_back(inc.lock_path);
+    plan.incomplete_bytes.push_back(inc.size);
+    plan.expected_freed += inc.size;
+    plan.entries.push_back(inc.repo_folder + "/blobs/" + inc.path.filename().string() + " (incomplete, " +
+                           format_size(inc.size) + ")");
+  }
+}
+
+// A repo target: "model/org/name", "datasets/org/name", "hf://models/org/name", "hf://org/name".
+std::optional<std::pair<RepoType, std::string>> parse_repo_target(const std::string& target) {
+  std::string t = target;
+  bool uri = t.rfind("hf://", 0) == 0;
+  if (uri) t = t.substr(5);
+  auto slash = t.find('/');
+  std::optional<RepoType> type;
+  std::string rest = t;
+  if (slash != std::string::npos) {
+    std::string head = lower(t.substr(0, slash));
+    if (head == "model" || head == "models") type = RepoType::model;
+    if (head == "dataset" || head == "datasets") type = RepoType::dataset;
+    if (head == "space" || head == "spaces") type = RepoType::space;
+    if (type) rest = t.substr(slash + 1);
+  }
+  if (!type && uri) type = RepoType::model;  // hf://org/name names a model, as in HfFileSystem
+  if (!type || rest.empty()) return std::nullopt;
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  return std::make_pair(*type, rest);
+}
+
+}  // namespace
+
+DeletePlan plan_rm(const ScanReport& report, const std::vector<std::string>& targets) {
+  Selection selected;
+  DeletePlan plan;
+  for (const auto& target : targets) {
+    std::string t = lower(target);
+    if (layout::is_commit_hash(t)) {
+      bool found = false;
+      for (std::size_t ri = 0; ri < report.repos.size(); ++ri)
+        for (std::size_t vi = 0; vi < report.repos[ri].revisions.size(); ++vi)
+          if (report.repos[ri].revisions[vi].commit == t) {
+            selected[ri].insert(vi);
+            found = true;
+          }
+      if (!found) plan.warnings.push_back("Revision '" + target + "' not found in the cache.");
+      continue;
+    }
+    auto repo = parse_repo_target(target);
+    if (!repo)
+      throw Error(ErrorCode::invalid_argument,
+                  "Invalid target '" + target +
+                      "': expected TYPE/ORG/NAME (e.g. model/gpt2), hf://models/ORG/NAME or a 40-hex revision.");
+    bool found = false;
+    for (std::size_t ri = 0; ri < report.repos.size(); ++ri) {
+      const auto& r = report.repos[ri];
+      if (r.type == repo->first && lower(r.repo_id) == lower(repo->second)) {
+        auto& set = selected[ri];
+        for (std::size_t vi = 0; vi < r.revisions.size(); ++vi) set.insert(vi);
+        found = true;
+      }
+    }
+    if (!found) plan.warnings.push_back("Repo '" + target + "' not found in the cache.");
+  }
+  return build(report, selected, std::move(plan));
+}
+
+DeletePlan plan_prune(const ScanReport& report) {
+  Selection selected;
+  for (std::size_t ri = 0; ri < report.repos.size(); ++ri)
+    for (std::size_t vi = 0; vi < report.repos[ri].revisions.size(); ++vi)
+      if (report.repos[ri].revisions[vi].refs.empty()) selected[ri].insert(vi);
+  DeletePlan plan = build(report, selected, {});
+  add_incomplete(report, plan);
+  return plan;
+}
+
+namespace {
+// When a revision was last used. A blob shared with other revisions of the repo
+// says nothing about which of them was read, so only the revision's own blobs
+// count; a revision made only of shared blobs falls back to all of them.
+TimePoint last_used(const CachedRepo& repo, std::size_t index) {
+  std::unordered_map<std::string, std::size_t> owners;
+  for (const auto& r : repo.revisions) {
+    std::set<std::string> mine;
+    for (const auto& f : r.files)
+      if (mine.insert(f.blob_path.native()).second) ++owners[f.blob_path.native()];
+  }
+  const auto& rev = repo.revisions[index];
+  std::optional<TimePoint> own;
+  for (const auto& f : rev.files) {
+    if (owners[f.blob_path.native()] != 1) continue;
+    auto t = std::max(f.last_accessed, f.last_modified);
+    own = own ? std::max(*own, t) : t;
+  }
+  return own ? *own : rev.last_accessed;
+}
+}  // namespace
+
+DeletePlan plan_gc(const ScanReport& report, const GcPolicy& policy) {
+  if (!policy.max_size && !policy.older_than)
+    throw Error(ErrorCode::invalid_argument, "gc needs a limit: --max-size SIZE or --older-than DURATION.");
+  struct Candidate {
+    std::size_t repo, rev;
+    bool detached;
+    TimePoint used;
+  };
+  std::vector<Candidate> candidates;
+  DeletePlan plan;
+  // How many revisions (over the whole cache) use each resolved blob; links into
+  // the shared store free nothing here, so they are not counted.
+  std::unordered_map<std::string, std::size_t> users;
+  std::unordered_map<std::string, std::uint64_t> sizes;
+  for (std::size_t ri = 0; ri < report.repos.size(); ++ri) {
+    const auto& repo = report.repos[ri];
+    for (std::size_t vi = 0; vi < repo.revisions.size(); ++vi) {
+      const auto& rev = repo.revisions[vi];
+      std::set<std::string> mine;
+      bool locked = false;
+      for (const auto& f : rev.files) {
+        if (!is_real_file(f) && store::FileLock::is_locked(lock_for(report, repo, f))) locked = true;
+        if (f.repo_blob_is_link || !mine.insert(f.blob_path.native()).second) continue;
+        ++users[f.blob_path.native()];
+        sizes[f.blob_path.native()] = f.size;
+      }
+      if (locked) {
+        plan.warnings.push_back(repo.cache_id() + "@" + rev.commit + ": kept, a download into it is in progress.");
+        continue;
+      }
+      candidates.push_back({ri, vi, rev.refs.empty(), last_used(repo, vi)});
+    }
+  }
+  std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.detached != b.detached) return a.detached;
+    return a.used < b.used;
+  });
+  std::uint64_t total = 0;
+  for (const auto& [blob, size] : sizes) total += size;
+  Selection selected;
+  for (const auto& c : candidates) {
+    bool evict = false;
+    if (policy.older_than && policy.now - c.used > *policy.older_than) evict = true;
+    if (policy.max_size && total > *policy.max_size) evict = true;
+    if (!evict) continue;
+    selected[c.repo].insert(c.rev);
+    std::set<std::string> mine;
+    for (const auto& f : report.repos[c.repo].revisions[c.rev].files) {
+      if (f.repo_blob_is_link || !mine.insert(f.blob_path.native()).second) continue;
+      if (--users[f.blob_path.native()] == 0) total -= f.size;
+    }
+  }
+  return build(report, selected, std::move(plan));
+}
+
+DeletePlan::Result DeletePlan::execute() const {
+  Result result;
+  auto remove_tree = [&](const fs::path& p) -> bool {
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(p, ec))) {
+      result.warnings.push_back(p.string() + ": already gone, skipped.");
+      return false;
+    }
+    fs::remove_all(p, ec);
+    if (ec) throw Error(ErrorCode::io, "Cannot delete " + p.string() + ": " + ec.message());
+    return true;
+  };
+  for (std::size_t i = 0; i < repos.size(); ++i) {
+    // Hold every download lock of the repo while it goes, so none can start meanwhile.
+    std::vector<std::unique_ptr<TryLock>> locks;
+    bool busy = false;
+    std::error_code ec;
+    fs::directory_iterator it(root / ".locks" / repos[i].filename(), ec);
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      locks.push_back(std::make_unique<TryLock>(it->path()));
+      busy = busy || locks.back()->busy();
+    }
+    if (busy) {
+      result.warnings.push_back(repos[i].string() + ": kept, a download started in it; run again later.");
+      continue;
+    }
+    if (remove_tree(repos[i])) result.freed += i < repo_bytes.size() ? repo_bytes[i] : 0;
+  }
+  for (const auto& ref : refs) {
+    std::error_code ec;
+    if (!fs::remove(ref, ec)) {
+      if (ec) throw Error(ErrorCode::io, "Cannot delete " + ref.string() + ": " + ec.message());
+      result.warnings.push_back(ref.string() + ": already gone, skipped.");
+      continue;
+    }
+    // refs/pr/1 leaves refs/pr/ behind: remove empty parents up to refs/.
+    for (auto dir = ref.parent_path(); dir.filename() != "refs" && fs::is_empty(dir, ec) && !ec;
+         dir = dir.parent_path())
+      fs::remove(dir, ec);
+  }
+  for (std::size_t i = 0; i < snapshots.size(); ++i)
+    if (remove_tree(snapshots[i])) result.freed += i < snapshot_bytes.size() ? snapshot_bytes[i] : 0;
+  auto remove_locked = [&](const fs::path& p, const fs::path& lock, std::uint64_t bytes) {
+    TryLock guard(lock);
+    if (guard.busy()) {
+      result.warnings.push_back(p.string() + ": kept, a download holds it.");
+      return;
+    }
+    std::error_code ec;
+    if (!fs::remove(p, ec)) {  // a symlink into the shared store: only the link goes
+      if (ec) throw Error(ErrorCode::io, "Cannot delete " + p.string() + ": " + ec.message());
+      result.warnings.push_back(p.string() + ": already gone, skipped.");
+      return;
+    }
+    result.freed += bytes;
+  };
+  for (std::size_t i = 0; i < blobs.size(); ++i)
+    remove_locked(blobs[i], i < blob_locks.size() ? blob_locks[i] : fs::path(),
+                  i < blob_bytes.size() ? blob_bytes[i] : 0);
+  for (std::size_t i = 0; i < incomplete.size(); ++i)
+    remove_locked(incomplete[i], i < incomplete_locks.size() ? incomplete_locks[i] : fs::path(),
+                  i < incomplete_bytes.size() ? incomplete_bytes[i] : 0);
+  return result;
+}
+
+}  // namespace hubcache::admin

@@ -1,0 +1,249 @@
+// hubcache ls / rm / prune / verify / gc end to end: the real CLI over real caches.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "store/repo_cache.hpp"
+#include "support/test_support.hpp"
+
+namespace hubcache::test {
+namespace {
+
+void set_age(const fs::path& p, int ago) {
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  timespec t[2] = {{now.tv_sec - ago, 0}, {now.tv_sec - ago, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), t, AT_SYMLINK_NOFOLLOW), 0) << p;
+}
+
+// Every path under `root` with its type and size: a fingerprint of the tree.
+std::string tree_fingerprint(const fs::path& root) {
+  std::vector<std::string> lines;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    auto st = it->symlink_status();
+    std::string line = it->path().lexically_relative(root).string() + " " + std::to_string(static_cast<int>(st.type()));
+    if (st.type() == fs::file_type::regular) line += " " + std::to_string(fs::file_size(it->path()));
+    if (st.type() == fs::file_type::symlink) line += " -> " + fs::read_symlink(it->path()).string();
+    lines.push_back(line);
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+struct AdminCache {
+  TempDir tmp;
+  fs::path root = tmp.path() / "hub";
+  CacheBuilder model{root, "Org/Model"};
+  CacheBuilder data{root, "org/data", RepoType::dataset};
+  std::string c1 = fake_commit(1), c2 = fake_commit(2), c3 = fake_commit(3);
+  std::string shared, old_only, new_only, weights;
+  AdminCache() {
+    shared = model.add_file(c1, "config.json", std::string(1000, 'c'));
+    model.add_file(c2, "config.json", std::string(1000, 'c'));
+    old_only = model.add_file(c1, "weights.bin", std::string(3000, '1'), true);
+    new_only = model.add_file(c2, "weights.bin", std::string(4000, '2'), true);
+    model.set_ref("main", c2);
+    model.set_ref("v1", c1);
+    weights = data.add_file(c3, "train.csv", std::string(2000, 'd'), true);
+    data.set_ref("main", c3);
+    set_age(blob(old_only), 5 * 86400);
+    set_age(blob(new_only), 3600);
+    set_age(blob(shared), 3600);
+    set_age(data.repo_dir() / "blobs" / weights, 2 * 86400);
+  }
+  fs::path blob(const std::string& etag) const { return model.repo_dir() / "blobs" / etag; }
+  RunResult cli(std::vector<std::string> args) const {
+    args.push_back("--cache-dir");
+    args.push_back(root.string());
+    return run_cli(args);
+  }
+};
+
+TEST(CacheAdmin, LsTableFooterWarningsAndIncomplete) {
+  AdminCache c;
+  CacheBuilder broken(c.root, "org/broken");
+  broken.add_file(c.c1, "gone.txt", "gone");
+  for (auto& e : fs::directory_iterator(broken.repo_dir() / "blobs")) fs::remove(e.path());
+  write_file(c.model.repo_dir() / "blobs" / (std::string(64, 'a') + ".0badf00d.incomplete"), "partial");
+
+  auto r = c.cli({"ls"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("ID"), std::string::npos);
+  EXPECT_NE(r.out.find("LAST_ACCESSED"), std::string::npos);
+  EXPECT_NE(r.out.find("model/Org/Model"), std::string::npos);
+  EXPECT_NE(r.out.find("8.0K"), std::string::npos);  // 1000 + 3000 + 4000, shared blob once
+  EXPECT_NE(r.out.find("main, v1"), std::string::npos);
+  EXPECT_EQ(last_line(r.out), "Found 2 repo(s) for a total of 3 revision(s) and 10.0K on disk.");
+  EXPECT_NE(r.err.find("Got 1 warning(s)"), std::string::npos);
+  EXPECT_NE(r.err.find("--show-warnings"), std::string::npos);
+  EXPECT_EQ(r.err.find("Blob missing"), std::string::npos);
+  EXPECT_NE(r.err.find("1 incomplete download(s) (7.0)"), std::string::npos);
+  EXPECT_NE(r.err.find("hubcache prune"), std::string::npos);
+
+  r = c.cli({"ls", "--show-warnings"});
+  EXPECT_NE(r.err.find("Blob missing (broken symlink)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("models--org--broken"), std::string::npos);
+}
+
+TEST(CacheAdmin, LsJsonFiltersSortLimit) {
+  AdminCache c;
+  auto r = c.cli({"ls", "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["id"], "dataset/org/data");
+  EXPECT_EQ(j[1]["repo_id"], "Org/Model");
+  EXPECT_EQ(j[1]["repo_type"], "model");
+  EXPECT_EQ(j[1]["size"], 8000);
+  EXPECT_EQ(j[1]["refs"], nlohmann::json::array({"main", "v1"}));
+
+  r = c.cli({"ls", "--revisions", "--format", "json", "--sort", "size:asc"});
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[0]["size"], 2000);
+  EXPECT_EQ(j[2]["revision"], c.c2);
+  EXPECT_EQ(j[2]["snapshot_path"], (c.model.repo_dir() / "snapshots" / c.c2).string());
+
+  r = c.cli({"ls", "--revisions", "--format", "json", "-f", "type=model", "-f", "refs=v1"});
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["revision"], c.c1);
+
+  r = c.cli({"ls", "--revisions", "--format", "json", "--filter", "accessed>4d"});
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.size(), 0u);  // c1 shares a blob used an hour ago: a revision's access is its newest blob
+  r = c.cli({"ls", "--format", "json", "--filter", "modified>1d"});
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["id"], "dataset/org/data");
+
+  r = c.cli({"ls", "--sort", "size", "--limit", "1", "--format", "json"});
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["id"], "model/Org/Model");
+
+  r = c.cli({"ls", "--filter", "type>model"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("only '='"), std::string::npos);
+  r = c.cli({"ls", "--filter", "size>12q"});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST(CacheAdmin, RmDryRunWritesNothing) {
+  AdminCache c;
+  auto before = tree_fingerprint(c.root);
+  auto r = c.cli({"rm", c.c1, "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("About to delete 0 repo(s) and 1 revision(s) totalling 3.0K."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("model/Org/Model@" + c.c1 + " [v1]"), std::string::npos);
+  EXPECT_EQ(tree_fingerprint(c.root), before);
+}
+
+TEST(CacheAdmin, RmWithoutYesAndNoTerminalRefuses) {
+  AdminCache c;
+  auto before = tree_fingerprint(c.root);
+  auto r = c.cli({"rm", "model/org/model"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("not a terminal"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("-y"), std::string::npos);
+  EXPECT_EQ(tree_fingerprint(c.root), before);
+}
+
+TEST(CacheAdmin, RmRevisionThenRepo) {
+  AdminCache c;
+  auto r = c.cli({"rm", c.c1, "-y"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(c.blob(c.old_only)));
+  EXPECT_TRUE(fs::exists(c.blob(c.shared)));  // c2 still uses it
+  EXPECT_FALSE(fs::exists(c.model.repo_dir() / "refs" / "v1"));
+  EXPECT_EQ(read_file(c.model.pointer(c.c2, "config.json")), std::string(1000, 'c'));
+
+  r = c.cli({"rm", "hf://datasets/ORG/DATA", "model/nobody/nothing", "-y"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("'model/nobody/nothing' not found"), std::string::npos);
+  EXPECT_FALSE(fs::exists(c.data.repo_dir()));
+  EXPECT_TRUE(fs::exists(c.model.repo_dir()));
+
+  r = c.cli({"rm", "gpt2", "-y"});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST(CacheAdmin, VerifyFlippedByteFailsWithExit8AndNamesTheFile) {
+  AdminCache c;
+  auto r = c.cli({"verify", "Org/Model"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("2 ok, 0 mismatch"), std::string::npos) << r.out;
+
+  auto blob = c.blob(c.new_only);
+  std::string content = read_file(blob);
+  content[1234] ^= 0x01;
+  write_file(blob, content);
+  r = c.cli({"verify", "Org/Model"});
+  EXPECT_EQ(r.exit_code, 8);
+  EXPECT_NE(r.out.find("MISMATCH  weights.bin  expected " + c.new_only), std::string::npos) << r.out;
+  // c1 holds other bytes under weights.bin and still verifies.
+  r = c.cli({"verify", "Org/Model", "--revision", "v1"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = c.cli({"verify", "--all"});
+  EXPECT_EQ(r.exit_code, 8);
+  EXPECT_NE(r.out.find("dataset/org/data@" + c.c3 + ": 1 ok"), std::string::npos) << r.out;
+  r = c.cli({"verify", "org/absent"});
+  EXPECT_EQ(r.exit_code, 3);
+}
+
+TEST(CacheAdmin, PruneSparesALiveDownloadUntilItsLockIsReleased) {
+  AdminCache c;
+  fs::remove(c.model.repo_dir() / "refs" / "v1");  // c1 is now detached
+  std::string etag(64, 'e');
+  auto partial = c.model.repo_dir() / "blobs" / (etag + ".a1b2c3d4.incomplete");
+  auto legacy = c.model.repo_dir() / "blobs" / (std::string(40, 'f') + ".incomplete");
+  write_file(partial, "downloading");
+  write_file(legacy, "stale");
+  {
+    // This test process plays the downloader: it holds the etag's lock while prune runs in another process.
+    store::FileLock live(c.root / ".locks" / "models--Org--Model" / (etag + ".lock"));
+    auto r = c.cli({"prune", "-y"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("About to delete 0 repo(s) and 1 revision(s) and 1 incomplete file(s)"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.err.find("a download is writing it"), std::string::npos) << r.err;
+    EXPECT_TRUE(fs::exists(partial));
+    EXPECT_FALSE(fs::exists(legacy));
+    EXPECT_FALSE(fs::exists(c.model.repo_dir() / "snapshots" / c.c1));
+    EXPECT_FALSE(fs::exists(c.blob(c.old_only)));
+    EXPECT_TRUE(fs::exists(c.blob(c.shared)));
+  }
+  auto r = c.cli({"prune", "-y"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(partial));
+  r = c.cli({"prune", "-y"});
+  EXPECT_NE(r.out.find("Nothing to prune"), std::string::npos);
+}
+
+TEST(CacheAdmin, GcToASizeLimitEvictsTheOldestRevisionAndKeepsSharedBlobs) {
+  AdminCache c;
+  // 10000 bytes in all. The least recently used revision is c1 (its own blob is 5 days old).
+  auto r = c.cli({"gc", "--max-size", "8k", "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("model/Org/Model@" + c.c1), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(c.blob(c.old_only)));
+  r = c.cli({"gc", "--max-size", "8k", "-y"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(c.model.repo_dir() / "snapshots" / c.c1));
+  EXPECT_FALSE(fs::exists(c.blob(c.old_only)));
+  EXPECT_TRUE(fs::exists(c.blob(c.shared)));
+  EXPECT_TRUE(fs::exists(c.data.repo_dir()));
+  r = c.cli({"gc", "--older-than", "1d", "-y"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(c.data.repo_dir()));  // its only revision was last used 2 days ago
+  EXPECT_TRUE(fs::exists(c.model.repo_dir() / "snapshots" / c.c2));
+  r = c.cli({"gc"});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace hubcache::test
