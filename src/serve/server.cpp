@@ -1,6 +1,10 @@
 #include "serve/server.hpp"
 
 #include <httplib.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -286,6 +290,27 @@ struct Server::Impl {
     return st.st_mtime;
   }
 
+  // HMAC-SHA256(token, sha256) in hex: the signature of a CDN URL when a token guards
+  // the server (clients drop Authorization on the CDN hop, so the URL carries the proof).
+  std::string cdn_signature(const std::string& sha) const {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), opts.token->data(), static_cast<int>(opts.token->size()),
+         reinterpret_cast<const unsigned char*>(sha.data()), sha.size(), mac, &len);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out += hex[mac[i] >> 4];
+      out += hex[mac[i] & 15];
+    }
+    return out;
+  }
+
+  bool signature_ok(const std::string& given, const std::string& sha) const {
+    const std::string expected = cdn_signature(sha);
+    return given.size() == expected.size() && CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
+  }
+
   // ---- errors ---------------------------------------------------------------------------
   static void error(httplib::Response& res, int status, const std::string& code, const std::string& message, bool api) {
     res.status = status;
@@ -425,6 +450,7 @@ struct Server::Impl {
       std::string name = route.path.substr(route.path.rfind('/') + 1);
       std::string location = "http://" + host_for_redirect(req) + ":" + std::to_string(cdn_port) + "/" + info->sha256 +
                              "?name=" + layout::quote(name, "");
+      if (opts.token) location += "&sig=" + cdn_signature(info->sha256);
       res.status = 302;
       res.set_header("Location", location);
       res.set_header("X-Linked-Etag", "\"" + info->sha256 + "\"");
@@ -677,6 +703,12 @@ struct Server::Impl {
       res.set_content("Not found", "text/plain");
       return;
     }
+    if (opts.token && !signature_ok(req.get_param_value("sig"), sha)) {
+      // A guarded server signs its CDN URLs, as the Hub does: the sha256 alone opens nothing.
+      res.status = 403;
+      res.set_content("Forbidden", "text/plain");
+      return;
+    }
     auto real = find_sha256(sha);
     if (!real) {
       res.status = 404;
@@ -716,6 +748,12 @@ void Server::start() {
     srv->set_read_timeout(30);
     srv->set_write_timeout(30);
     srv->set_payload_max_length(16u << 20);
+    // cpp-httplib also sets SO_REUSEPORT, which lets a second server bind the same
+    // port and silently take half its connections: keep only SO_REUSEADDR.
+    srv->set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     srv->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
       request_start = std::chrono::steady_clock::now();
       return httplib::Server::HandlerResponse::Unhandled;
