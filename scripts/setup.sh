@@ -9,9 +9,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DHUBCACHE_BUILD_TESTS=OFF >/dev/null
-cmake --build build --target hubcache_cli
+build="${HUBCACHE_SETUP_BUILD_DIR:-build}"
+# An existing build folder (say, the test suite's) is kept as it is configured.
+[[ -f $build/CMakeCache.txt ]] ||
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHUBCACHE_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" --target hubcache_cli
 repo="${1:-xiaoyao9184/image-faulty}"
 shift || true
 echo "downloading ${repo} from ${HF_ENDPOINT:-https://huggingface.co} into the cache..." >&2
-build/hubcache download "$repo" "$@"
+"$build/hubcache" download "$repo" "$@"
