@@ -1,5 +1,6 @@
 // hubcache serve: share a cache with other machines through the Hub's HTTP API.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <iostream>
@@ -29,6 +30,12 @@ int run(const ServeArgs& args) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Every connection is a file descriptor: lift the soft limit (often 1024) to the hard one.
+  if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
 
   serve::ServerOptions so;
   so.cache_dir = cache_root(to_options(args));

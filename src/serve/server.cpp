@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -72,6 +74,71 @@ std::string join_decoded(const std::vector<std::string>& segs, std::size_t from)
 }
 
 // Routes on the raw request target so "refs%2Fpr%2F1" survives as one segment.
+// cpp-httplib serves each connection on one pool thread for as long as it lives, so
+// with a fixed pool a few hundred idle keep-alive connections (or slow readers)
+// would starve every other client. This pool keeps `core` threads and grows, up to
+// `max`, whenever a connection arrives and no thread is free; the extra threads
+// exit after a few idle seconds. (No Debian-packaged server library gives us an
+// event loop with this API surface short of rewriting on Boost.Beast.)
+class ElasticPool final : public httplib::TaskQueue {
+ public:
+  ElasticPool(std::size_t core, std::size_t max) : core_(std::max<std::size_t>(1, core)), max_(std::max(core_, max)) {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < core_; ++i) spawn_locked();
+  }
+  ~ElasticPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mutex_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && live_ < max_) spawn_locked();
+    cv_.notify_one();
+  }
+
+  void shutdown() override {
+    std::unique_lock lock(mutex_);
+    stopping_ = true;
+    cv_.notify_all();
+    done_.wait(lock, [this] { return live_ == 0; });
+  }
+
+ private:
+  void spawn_locked() {
+    ++live_;
+    ++idle_;
+    // Detached: a retired thread's stack is freed at once; shutdown() waits for live_ == 0.
+    std::thread([this] { work(); }).detach();
+  }
+
+  void work() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      const bool got = cv_.wait_for(lock, std::chrono::seconds(5), [this] { return stopping_ || !jobs_.empty(); });
+      if (!jobs_.empty()) {
+        auto job = std::move(jobs_.front());
+        jobs_.pop_front();
+        --idle_;
+        lock.unlock();
+        job();
+        lock.lock();
+        ++idle_;
+        continue;
+      }
+      if (stopping_ || (!got && live_ > core_)) break;  // an extra thread idle for 5 s retires
+    }
+    --idle_;
+    --live_;
+    done_.notify_all();
+  }
+
+  const std::size_t core_, max_;
+  std::mutex mutex_;
+  std::condition_variable cv_, done_;
+  std::deque<std::function<void()>> jobs_;
+  std::size_t live_ = 0, idle_ = 0;
+  bool stopping_ = false;
+};
+
 Route parse_route(const std::string& target) {
   Route r;
   std::string path = target.substr(0, target.find('?'));
@@ -159,6 +226,7 @@ struct Server::Impl {
   httplib::Server hub, cdn;
   std::thread hub_thread, cdn_thread;
   int hub_port = 0, cdn_port = 0;
+  std::vector<int> listen_sockets;  // of the listener being bound (see start())
   bool started = false, stopped = false;
   std::mutex mutex;  // guards the caches below
   struct Hashed {
@@ -742,7 +810,9 @@ void Server::start() {
   if (ec) throw Error(ErrorCode::io, "Cannot serve '" + s.opts.cache_dir.string() + "': " + ec.message());
   for (auto* srv : {&s.hub, &s.cdn}) {
     const int threads = s.opts.threads;
-    srv->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+    srv->new_task_queue = [threads] {
+      return new ElasticPool(static_cast<std::size_t>(threads), std::max<std::size_t>(4096, threads));
+    };
     srv->set_keep_alive_max_count(1000);
     srv->set_keep_alive_timeout(5);
     srv->set_read_timeout(30);
@@ -750,9 +820,10 @@ void Server::start() {
     srv->set_payload_max_length(16u << 20);
     // cpp-httplib also sets SO_REUSEPORT, which lets a second server bind the same
     // port and silently take half its connections: keep only SO_REUSEADDR.
-    srv->set_socket_options([](socket_t sock) {
+    srv->set_socket_options([&s](socket_t sock) {
       int yes = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      s.listen_sockets.push_back(sock);
     });
     srv->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
       request_start = std::chrono::steady_clock::now();
@@ -767,7 +838,12 @@ void Server::start() {
   s.cdn.set_logger([this](const httplib::Request& q, const httplib::Response& r) { impl_->log_line("cdn", q, r); });
 
   auto bind = [&](httplib::Server& srv, int port) {
+    s.listen_sockets.clear();
     int bound = port == 0 ? srv.bind_to_any_port(s.opts.host) : (srv.bind_to_port(s.opts.host, port) ? port : -1);
+    // The packaged cpp-httplib listens with a backlog of 5: a burst of clients would
+    // wait for SYN retries (seconds). listen() again on the same socket raises it.
+    if (bound > 0)
+      for (int sock : s.listen_sockets) ::listen(sock, SOMAXCONN);
     if (bound <= 0)
       throw Error(ErrorCode::io, "Cannot listen on " + s.opts.host + ":" + std::to_string(port) +
                                      " (in use, or not an address of this machine). Try --port 0.");

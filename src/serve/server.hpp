@@ -16,7 +16,7 @@ struct ServerOptions {
   int port = 8080;                  // 0 picks a free port
   int cdn_port = 0;                 // 0 picks a free port
   std::optional<std::string> token; // when set, hub requests need "Authorization: Bearer <token>"
-  int threads = 64;                 // worker threads per listener
+  int threads = 64;                 // worker threads kept per listener (more start on demand, up to 4096)
   bool access_log = true;           // one line per request on stderr (never a header)
 };
 

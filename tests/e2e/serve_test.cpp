@@ -3,7 +3,12 @@
 // log, clean shutdown, constant memory, and hubcache downloading through it.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -493,4 +498,84 @@ TEST(ServeMemory, LargeFileStreamsInConstantMemory) {
   ASSERT_NE(at, std::string::npos);
   const long hwm_kb = std::stol(status.substr(at + 6));
   EXPECT_LT(hwm_kb, 50 * 1024) << "peak RSS " << hwm_kb << " kB while serving " << size << " bytes";
+}
+
+// Hostile or careless clients do not stop the server from serving others: a
+// thousand idle connections, clients that never read, an oversized header.
+TEST(ServeRobustness, IdleConnectionsSlowReadersAndHugeHeadersDoNotStarveOthers) {
+  TempDir dir;
+  write_file(dir / "src/config.json", "{}\n");
+  write_file(dir / "src/big.bin", test_bytes(8 * 1000 * 1000, 5));
+  auto r = run_cli({"import", (dir / "src").string(), "--repo", "org/m", "--cache-dir", (dir / "cache").string(),
+                    "--lfs-threshold", "100000000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ServeProcess server(dir / "cache", {"--no-access-log", "--threads", "8"});
+
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &nofile);
+  const int idle_count = static_cast<int>(std::min<rlim_t>(1000, nofile.rlim_cur - 100));
+  ASSERT_GE(idle_count, 500) << "need file descriptors for the idle connections";
+
+  auto connect_raw = [&]() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  };
+  std::vector<int> fds;
+  for (int i = 0; i < idle_count; ++i) {
+    int fd = connect_raw();
+    ASSERT_GE(fd, 0) << "connection " << i;
+    fds.push_back(fd);
+  }
+  // Readers that ask for 8 MB and never read a byte.
+  for (int i = 0; i < 4; ++i) {
+    int fd = connect_raw();
+    ASSERT_GE(fd, 0);
+    int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    std::string req = "GET /org/m/resolve/main/big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+    ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    fds.push_back(fd);
+  }
+  // A 200 KB header line.
+  {
+    int fd = connect_raw();
+    ASSERT_GE(fd, 0);
+    std::string req = "GET /org/m/resolve/main/config.json HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(200000, 'a') +
+                      "\r\n\r\n";
+    ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);  // the server may close before reading it all
+    char buf[512];
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+    if (n > 0) {
+      buf[n] = 0;
+      EXPECT_EQ(std::string(buf).find(" 200 "), std::string::npos) << "an oversized header is refused: " << buf;
+    }
+    fds.push_back(fd);
+  }
+
+  // Meanwhile, ordinary clients are served promptly.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) {
+    httplib::Client c("127.0.0.1", server.port());
+    c.set_read_timeout(10, 0);
+    auto res = c.Get("/org/m/resolve/main/config.json");
+    ASSERT_TRUE(res) << "request " << i << " failed while " << idle_count << " connections sat idle";
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->body, "{}\n");
+  }
+  const auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(elapsed, 3.0) << "five requests took " << elapsed << " s next to " << idle_count << " idle connections";
+  for (int fd : fds) ::close(fd);
+  EXPECT_EQ(server.stop(SIGTERM), 0);
 }
