@@ -1,5 +1,6 @@
 // Whole-repo downloads (`hubcache download REPO`) against a live local Hub.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <mutex>
@@ -421,4 +422,23 @@ TEST(SnapshotServe, HfDatasetUriAndTokenAgainstHubcacheServe) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, (snap / "README.md").string() + "\n");
   EXPECT_EQ(serve.log().find("hf_serve_token"), std::string::npos);
+}
+
+// GAP (src/serve/server.cpp, handle_resolve): `hubcache serve` answers a ranged GET of
+// an LFS file's /resolve/ URL with 416 instead of the Hub's 302 (cpp-httplib applies the
+// Range to the redirect's own body). Whole-repo downloads GET /resolve/<commit>/<file>,
+// so a resumed one against hubcache serve restarts from zero, and clients that fetch
+// chunks through /resolve/ (hf-hub's tokio downloader) fail. Fix: clear req.ranges
+// before the 302, as send_file() does. Enable when fixed.
+TEST(SnapshotServe, DISABLED_GAP_ARangedGetOfAnLfsResolveUrlIsStillTheRedirect) {
+  TempDir dir;
+  write_file(dir / "m/w.bin", test_bytes(300'000, 50));
+  auto r = run_cli({"import", (dir / "m").string(), "--repo", "org/m", "--cache-dir", (dir / "served").string(), "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ServeProcess serve(dir / "served");
+  httplib::Client client(serve.url());
+  auto res = client.Get("/org/m/resolve/main/w.bin", {{"Range", "bytes=100000-"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 302);
+  EXPECT_TRUE(res->has_header("Location"));
 }
