@@ -384,6 +384,12 @@ DeletePlan::Result DeletePlan::execute() const {
       return;
     }
     result.freed += bytes;
+    // A partial's sidecars (`<name>.incomplete.resume`, the resume record) go with it.
+    const std::string prefix = p.filename().string() + ".";
+    for (fs::directory_iterator it(p.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code rec;
+      if (it->path().filename().string().rfind(prefix, 0) == 0) fs::remove(it->path(), rec);
+    }
   };
   // Blobs, one repo and one batch at a time: hold the batch's download locks, look
   // at what the remaining snapshots link to *now*, and delete only what nothing

@@ -110,6 +110,10 @@ TEST(AdminPlan, PruneSparesLiveDownloads) {
   auto stale_file = f.b.repo_dir() / "blobs" / (stale + ".incomplete");
   write_file(live_file, "part");
   write_file(stale_file, "old");
+  // Resume records next to the partials go with them, and only with them.
+  auto live_side = live_file.string() + ".resume", stale_side = stale_file.string() + ".resume";
+  write_file(live_side, "{}");
+  write_file(stale_side, "{}");
   auto lock_path = f.tmp.path() / ".locks" / "models--org--model" / (live + ".lock");
   {
     store::FileLock lock(lock_path);
@@ -120,13 +124,16 @@ TEST(AdminPlan, PruneSparesLiveDownloads) {
     ASSERT_EQ(plan.warnings.size(), 1u);
     plan.execute();
     EXPECT_TRUE(fs::exists(live_file));
+    EXPECT_TRUE(fs::exists(live_side));
     EXPECT_FALSE(fs::exists(stale_file));
+    EXPECT_FALSE(fs::exists(stale_side));
     EXPECT_FALSE(fs::exists(f.blob(f.old_only)));
   }
   auto plan = plan_prune(scan_cache(f.tmp.path()));
   EXPECT_EQ(plan.incomplete, std::vector<fs::path>{live_file});
   plan.execute();
   EXPECT_FALSE(fs::exists(live_file));
+  EXPECT_FALSE(fs::exists(live_side));
 }
 
 TEST(AdminPlan, ExecuteRechecksLocks) {
