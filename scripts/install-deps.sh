@@ -2,12 +2,12 @@
 # Installs what hubcache needs on Debian 12 (bookworm) with apt-get.
 #   scripts/install-deps.sh          build dependencies
 #   scripts/install-deps.sh --test   plus what the test suite uses (GoogleTest, Node.js for the
-#                                    interoperability tests with @huggingface/hub)
+#                                    interoperability tests with @huggingface/hub, openssl)
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config ca-certificates
           libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libgtest-dev libgmock-dev nodejs npm curl)
+  packages+=(libgtest-dev libgmock-dev nodejs npm curl openssl)  # openssl: certificates for the TLS tests
 fi
 missing=()
 for p in "${packages[@]}"; do

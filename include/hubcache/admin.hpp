@@ -121,7 +121,9 @@ struct DeletePlan {
   // Blobs go last so an interruption never leaves a link to a missing blob;
   // refs go before their snapshot (Python does the reverse) so a concurrent scan
   // or an interruption sees a detached revision, never a ref to a missing commit. Re-checks
-  // every lock just before deleting. Missing paths are warnings, not errors.
+  // every lock just before deleting, and, holding the blobs' locks, what the remaining
+  // snapshots link to and which refs exist: a revision a download created since the scan
+  // keeps its blobs and its snapshot (a warning says so). Missing paths are warnings, not errors.
   // Throws Error(io) only when a path exists and cannot be removed.
   Result execute() const;
 };
@@ -180,10 +182,10 @@ struct VerifyReport {
   std::size_t count(FileCheck::Status s) const;
 };
 
-// Hashes every file of one cached revision, offline. A file whose blob name is
-// a 64-hex sha256 or 40-hex git blob sha1 is checked against it; other files
-// (real files in no-symlink mode) against `listing` when given, else against
-// trees/<commit>.json when present, else reported unverifiable.
+// Hashes every file of one cached revision, offline. A file `listing` has (when
+// given, else trees/<commit>.json when present) is checked against the listing's
+// sha256 (LFS) or git blob sha1; any other file against its blob name when that is
+// a 64-hex sha256 or 40-hex git blob sha1, else it is reported unverifiable.
 // `revision`: a 40-hex commit or a ref name; when empty, refs/main, else the
 // only snapshot. Throws Error(not_cached) when the repo or revision is not in
 // the cache, Error(invalid_argument) when the revision is ambiguous.

@@ -8,9 +8,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <system_error>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "hubcache/admin.hpp"
 #include "hubcache/error.hpp"
@@ -45,6 +48,35 @@ class TryLock {
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// Every repo blob a snapshot of `repo_dir` links to right now (first hop, lexically normal).
+std::unordered_set<std::string> linked_blobs(const fs::path& repo_dir) {
+  std::unordered_set<std::string> out;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(repo_dir / "snapshots", ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code lec;
+    if (!it->is_symlink(lec)) continue;
+    auto target = fs::read_symlink(it->path(), lec);
+    if (lec) continue;
+    if (target.is_relative()) target = it->path().parent_path() / target;
+    out.insert(target.lexically_normal().native());
+  }
+  return out;
+}
+
+// Does any refs/** file of `repo_dir` hold `commit` right now?
+bool ref_points_to(const fs::path& repo_dir, const std::string& commit) {
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(repo_dir / "refs", ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    std::ifstream in(it->path());
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!content.empty() && std::isspace(static_cast<unsigned char>(content.back()))) content.pop_back();
+    if (content == commit) return true;
+  }
+  return false;
 }
 
 fs::path lock_for(const ScanReport& report, const CachedRepo& repo, const CachedFile& f) {
@@ -330,8 +362,15 @@ DeletePlan::Result DeletePlan::execute() const {
          dir = dir.parent_path())
       fs::remove(dir, ec);
   }
-  for (std::size_t i = 0; i < snapshots.size(); ++i)
+  for (std::size_t i = 0; i < snapshots.size(); ++i) {
+    // Our refs to it are gone by now; one that points to it anyway was written by a
+    // download since the scan, and deleting the snapshot would leave that ref dangling.
+    if (ref_points_to(snapshots[i].parent_path().parent_path(), snapshots[i].filename().string())) {
+      result.warnings.push_back(snapshots[i].string() + ": kept, a download recorded a ref to it since the scan.");
+      continue;
+    }
     if (remove_tree(snapshots[i])) result.freed += i < snapshot_bytes.size() ? snapshot_bytes[i] : 0;
+  }
   auto remove_locked = [&](const fs::path& p, const fs::path& lock, std::uint64_t bytes) {
     TryLock guard(lock);
     if (guard.busy()) {
@@ -345,10 +384,51 @@ DeletePlan::Result DeletePlan::execute() const {
       return;
     }
     result.freed += bytes;
+    // A partial's sidecars (`<name>.incomplete.resume`, the resume record) go with it.
+    const std::string prefix = p.filename().string() + ".";
+    for (fs::directory_iterator it(p.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code rec;
+      if (it->path().filename().string().rfind(prefix, 0) == 0) fs::remove(it->path(), rec);
+    }
   };
-  for (std::size_t i = 0; i < blobs.size(); ++i)
-    remove_locked(blobs[i], i < blob_locks.size() ? blob_locks[i] : fs::path(),
-                  i < blob_bytes.size() ? blob_bytes[i] : 0);
+  // Blobs, one repo and one batch at a time: hold the batch's download locks, look
+  // at what the remaining snapshots link to *now*, and delete only what nothing
+  // links to. A download links a pointer to a blob only while holding that blob's
+  // lock, so a revision created after the scan can never be left dangling.
+  std::map<fs::path, std::vector<std::size_t>> by_repo;
+  for (std::size_t i = 0; i < blobs.size(); ++i) by_repo[blobs[i].parent_path().parent_path()].push_back(i);
+  constexpr std::size_t kBatch = 256;  // flocks held at once (file descriptors)
+  for (const auto& [repo_dir, indices] : by_repo) {
+    for (std::size_t b = 0; b < indices.size(); b += kBatch) {
+      std::vector<std::unique_ptr<TryLock>> guards;
+      std::vector<std::size_t> batch;
+      for (std::size_t k = b; k < std::min(indices.size(), b + kBatch); ++k) {
+        const std::size_t i = indices[k];
+        auto guard = std::make_unique<TryLock>(i < blob_locks.size() ? blob_locks[i] : fs::path());
+        if (guard->busy()) {
+          result.warnings.push_back(blobs[i].string() + ": kept, a download holds it.");
+          continue;
+        }
+        guards.push_back(std::move(guard));
+        batch.push_back(i);
+      }
+      if (batch.empty()) continue;
+      const auto linked = linked_blobs(repo_dir);
+      for (std::size_t i : batch) {
+        if (linked.count(blobs[i].lexically_normal().native())) {
+          result.warnings.push_back(blobs[i].string() + ": kept, a revision downloaded since the scan uses it.");
+          continue;
+        }
+        std::error_code ec;
+        if (!fs::remove(blobs[i], ec)) {  // a symlink into the shared store: only the link goes
+          if (ec) throw Error(ErrorCode::io, "Cannot delete " + blobs[i].string() + ": " + ec.message());
+          result.warnings.push_back(blobs[i].string() + ": already gone, skipped.");
+          continue;
+        }
+        result.freed += i < blob_bytes.size() ? blob_bytes[i] : 0;
+      }
+    }
+  }
   for (std::size_t i = 0; i < incomplete.size(); ++i)
     remove_locked(incomplete[i], i < incomplete_locks.size() ? incomplete_locks[i] : fs::path(),
                   i < incomplete_bytes.size() ? incomplete_bytes[i] : 0);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "admin/revision.hpp"
 #include "hubcache/admin.hpp"
 #include "hubcache/error.hpp"
 #include "layout/naming.hpp"
@@ -39,9 +40,7 @@ std::optional<TreeListing> read_tree_cache(const fs::path& repo_dir, const std::
   return listing;
 }
 
-namespace {
-
-std::string choose_commit(const store::RepoCache& repo, const std::string& revision) {
+std::string choose_cached_commit(const store::RepoCache& repo, const std::string& revision) {
   const std::string label = std::string(to_string(repo.type())) + " '" + repo.repo_id() + "'";
   if (!revision.empty()) {
     layout::validate_revision(revision);
@@ -67,6 +66,8 @@ std::string choose_commit(const store::RepoCache& repo, const std::string& revis
                                                list);
 }
 
+namespace {
+
 void check_against(FileCheck& c, const fs::path& file, util::HashKind kind, const std::string& expected) {
   c.expected = expected;
   try {
@@ -91,7 +92,7 @@ VerifyReport verify_revision(const fs::path& root, const std::string& repo_id, R
   if (!fs::is_directory(repo.repo_dir(), ec))
     throw Error(ErrorCode::not_cached,
                 std::string(to_string(type)) + " '" + repo_id + "' is not in the cache at " + root.string() + ".");
-  report.commit = choose_commit(repo, revision);
+  report.commit = choose_cached_commit(repo, revision);
   auto snap = repo.snapshot_dir(report.commit);
   if (!fs::is_directory(snap, ec))
     throw Error(ErrorCode::not_cached, "Revision " + report.commit + " of " + repo_id +
@@ -111,24 +112,24 @@ VerifyReport verify_revision(const fs::path& root, const std::string& repo_id, R
     FileCheck c;
     c.name = name;
     util::HashKind kind;
-    if (it->is_symlink(ec)) {
-      // The first hop names the blob: <repo>/blobs/<etag>.
-      std::string etag = fs::read_symlink(it->path(), ec).filename().string();
-      if (!fs::exists(it->path(), ec)) {
-        c.status = FileCheck::Status::unreadable;
-        c.detail = "blob missing (broken symlink to blobs/" + etag + ")";
-      } else if (util::hash_kind_for_etag(etag, kind)) {
-        check_against(c, it->path(), kind, etag);
-      } else {
-        c.status = FileCheck::Status::unverifiable;
-        c.detail = "blob name '" + etag + "' is not a content hash";
-      }
+    const bool link = it->is_symlink(ec);
+    // The first hop of a link names the blob: <repo>/blobs/<etag>.
+    const std::string etag = link ? fs::read_symlink(it->path(), ec).filename().string() : "";
+    if (link && !fs::exists(it->path(), ec)) {
+      c.status = FileCheck::Status::unreadable;
+      c.detail = "blob missing (broken symlink to blobs/" + etag + ")";
     } else if (listing && listing->count(name)) {
+      // The listing is the authority (Python's verify): it also catches a link to the wrong blob.
       const TreeEntry& e = listing->at(name);
       if (!e.lfs_sha256.empty())
         check_against(c, it->path(), util::HashKind::sha256, e.lfs_sha256);
       else
         check_against(c, it->path(), util::HashKind::git_blob_sha1, e.blob_id);
+    } else if (link && util::hash_kind_for_etag(etag, kind)) {
+      check_against(c, it->path(), kind, etag);
+    } else if (link) {
+      c.status = FileCheck::Status::unverifiable;
+      c.detail = "blob name '" + etag + "' is not a content hash";
     } else {
       c.status = FileCheck::Status::unverifiable;
       c.detail = listing ? "not in the tree listing"

@@ -20,8 +20,11 @@ std::string format_size(double bytes) {
   return buf;
 }
 
+// Bars only for a person watching: stdout a terminal too, so `$(hubcache download ...)`
+// and redirected runs print nothing but the result.
 ProgressBars::ProgressBars(bool quiet)
-    : enabled_(!quiet && ::isatty(STDERR_FILENO) && !Settings::get().disable_progress_bars) {}
+    : enabled_(!quiet && ::isatty(STDOUT_FILENO) && ::isatty(STDERR_FILENO) && !Settings::get().disable_progress_bars) {
+}
 
 ProgressBars::~ProgressBars() {
   if (enabled_ && lines_drawn_) {

@@ -1,5 +1,5 @@
-// Progress bars on stderr (only when stderr is a terminal): one line per file in
-// flight with bytes, rate and ETA.
+// Progress bars on stderr (only when both stdout and stderr are terminals): one
+// line per file in flight with bytes, rate and ETA, and a total line for a repo.
 #pragma once
 
 #include <chrono>
@@ -13,7 +13,7 @@ namespace hubcache::cli {
 
 class ProgressBars {
  public:
-  // Enabled only on a terminal, unless quiet or HF_HUB_DISABLE_PROGRESS_BARS.
+  // Enabled only on a terminal (stdout and stderr), unless quiet or HF_HUB_DISABLE_PROGRESS_BARS.
   explicit ProgressBars(bool quiet);
   ~ProgressBars();
   bool enabled() const { return enabled_; }

@@ -56,6 +56,11 @@ std::vector<TreeFile> parse_tree_page(const std::string& body) {
       f.lfs_size = e["lfs"].value("size", f.size);
       f.size = f.lfs_size;
     }
+    // Kept only so trees/<commit>.json says what Python would write; hubcache itself never uses Xet.
+    if (e.contains("xetHash") && e["xetHash"].is_string()) {
+      std::string x = e["xetHash"].get<std::string>();
+      if (x.size() == 64 && layout::is_hex(x)) f.xet_hash = std::move(x);
+    }
     if (!layout::is_hex(f.etag()) || (f.etag().size() != 40 && f.etag().size() != 64))
       throw Error(ErrorCode::http, "The tree listing has no usable hash for '" + f.path + "'.");
     out.push_back(std::move(f));
@@ -63,12 +68,13 @@ std::vector<TreeFile> parse_tree_page(const std::string& body) {
   return out;
 }
 
-std::vector<TreeFile> list_tree(http::Client& client, const Context& ctx, const std::string& commit) {
+std::vector<TreeFile> list_tree(http::Client& client, const Context& ctx, const std::string& commit, int max_retries) {
+  if (max_retries < 0) max_retries = Settings::get().max_retries;
   std::string url = layout::api_repo_url(ctx.endpoint, ctx.type, ctx.repo_id) + "/tree/" + layout::quote(commit, "") +
                     "?recursive=true&expand=false";
   std::vector<TreeFile> files;
   for (int page = 0; page < 100000; ++page) {
-    auto r = get_json(client, ctx, url, Settings::get().max_retries);
+    auto r = get_json(client, ctx, url, max_retries);
     auto batch = parse_tree_page(r.body);
     files.insert(files.end(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
     auto link = r.headers.get("Link");

@@ -16,6 +16,7 @@ struct TreeFile {
   std::string blob_id;            // git blob sha1 (of the LFS pointer for LFS files)
   std::string lfs_sha256;         // empty for regular files
   std::uint64_t lfs_size = 0;
+  std::string xet_hash;  // 64 hex when the Hub stores the file in Xet; empty otherwise
   // The cache's blob name and the hash that verifies the content.
   const std::string& etag() const { return lfs_sha256.empty() ? blob_id : lfs_sha256; }
 };
@@ -25,8 +26,9 @@ std::string resolve_revision(http::Client& client, const Context& ctx);
 
 // GET /api/{type}s/{repo}/tree/{commit}?recursive=true&expand=false, following
 // `Link: <...>; rel="next"` pages. Files only; paths validated (escaping names
-// from a server are refused with Error(integrity)).
-std::vector<TreeFile> list_tree(http::Client& client, const Context& ctx, const std::string& commit);
+// from a server are refused with Error(integrity)). `max_retries` < 0: Settings'.
+std::vector<TreeFile> list_tree(http::Client& client, const Context& ctx, const std::string& commit,
+                                int max_retries = -1);
 
 // The URL of rel="next" in a Link header, if any.
 std::optional<std::string> next_link(const std::string& link_header);

@@ -14,8 +14,8 @@ fs::path tree_path(const RepoCache& cache, const std::string& commit) {
 }
 }  // namespace
 
-std::optional<std::vector<hub::TreeFile>> read_tree_cache(const RepoCache& cache, const std::string& commit) {
-  auto text = util::read_small_file(tree_path(cache, commit));
+std::optional<std::vector<hub::TreeFile>> read_tree_file(const fs::path& file) {
+  auto text = util::read_small_file(file);
   if (!text) return std::nullopt;
   auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || j.value("format_version", 0) != 1 || !j.contains("files") ||
@@ -35,17 +35,23 @@ std::optional<std::vector<hub::TreeFile>> read_tree_cache(const RepoCache& cache
     f.blob_id = e.value("blob_id", "");
     f.lfs_sha256 = e.value("lfs_sha256", "");
     f.lfs_size = e.value("lfs_size", std::uint64_t{0});
+    if (e.contains("xet_hash")) {
+      if (!e["xet_hash"].is_string()) return std::nullopt;
+      f.xet_hash = e["xet_hash"].get<std::string>();
+      if (f.xet_hash.size() != 64 || !layout::is_hex(f.xet_hash)) return std::nullopt;
+    }
     out.push_back(std::move(f));
   }
   return out;
 }
 
-void write_tree_cache(const RepoCache& cache, const std::string& commit, const std::vector<hub::TreeFile>& files) noexcept {
+void write_tree_file(const fs::path& file, const std::vector<hub::TreeFile>& files) noexcept {
   try {
     std::map<std::string, const hub::TreeFile*> sorted;
     for (const auto& f : files) sorted[f.path] = &f;
     nlohmann::ordered_json entries = nlohmann::ordered_json::object();
     for (const auto& [path, f] : sorted) {
+      // Python's key order inside an entry: size, blob_id[, lfs_sha256, lfs_size][, xet_hash].
       nlohmann::ordered_json e;
       e["size"] = f->size;
       e["blob_id"] = f->blob_id;
@@ -53,16 +59,25 @@ void write_tree_cache(const RepoCache& cache, const std::string& commit, const s
         e["lfs_sha256"] = f->lfs_sha256;
         e["lfs_size"] = f->lfs_size;
       }
+      if (!f->xet_hash.empty()) e["xet_hash"] = f->xet_hash;
       entries[path] = std::move(e);
     }
     nlohmann::ordered_json doc;
     doc["format_version"] = 1;
     doc["files"] = std::move(entries);
-    auto path = tree_path(cache, commit);
-    util::make_dirs(path.parent_path());
-    util::atomic_write(path, doc.dump(1, ' ', true));
+    util::make_dirs(file.parent_path());
+    util::atomic_write(file, doc.dump(1, ' ', true));
   } catch (...) {
   }
+}
+
+std::optional<std::vector<hub::TreeFile>> read_tree_cache(const RepoCache& cache, const std::string& commit) {
+  return read_tree_file(tree_path(cache, commit));
+}
+
+void write_tree_cache(const RepoCache& cache, const std::string& commit,
+                      const std::vector<hub::TreeFile>& files) noexcept {
+  write_tree_file(tree_path(cache, commit), files);
 }
 
 }  // namespace hubcache::store

@@ -10,8 +10,15 @@
 
 namespace hubcache::store {
 
+// <repo>/trees/<commit>.json of the cache.
 std::optional<std::vector<hub::TreeFile>> read_tree_cache(const RepoCache& cache, const std::string& commit);
 // Best effort (a read-only cache just skips it).
 void write_tree_cache(const RepoCache& cache, const std::string& commit, const std::vector<hub::TreeFile>& files) noexcept;
+
+// The same file at any path (a local_dir keeps it in .cache/huggingface/trees/<commit>.json).
+// nullopt when absent or not understood: an unknown format_version or an invalid
+// xet_hash makes Python ignore the file, and so do we.
+std::optional<std::vector<hub::TreeFile>> read_tree_file(const fs::path& file);
+void write_tree_file(const fs::path& file, const std::vector<hub::TreeFile>& files) noexcept;
 
 }  // namespace hubcache::store

@@ -3,10 +3,17 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "hubcache/admin.hpp"
+#include "layout/naming.hpp"
 #include "store/repo_cache.hpp"
+#include "support/fault_server.hpp"
 #include "support/test_support.hpp"
+#include "util/hash.hpp"
 
 namespace hubcache::test {
 namespace {
@@ -59,7 +66,8 @@ struct AdminCache {
   RunResult cli(std::vector<std::string> args) const {
     args.push_back("--cache-dir");
     args.push_back(root.string());
-    return run_cli(args);
+    // These fixtures exist only on disk: verify must not ask a real Hub about them.
+    return run_cli(args, {{"HF_HUB_OFFLINE", "1"}});
   }
 };
 
@@ -243,6 +251,173 @@ TEST(CacheAdmin, GcToASizeLimitEvictsTheOldestRevisionAndKeepsSharedBlobs) {
   EXPECT_TRUE(fs::exists(c.model.repo_dir() / "snapshots" / c.c2));
   r = c.cli({"gc"});
   EXPECT_EQ(r.exit_code, 2);
+}
+
+// rm on a terminal asks first: "n" deletes nothing, "y" deletes.
+TEST(CacheAdmin, RmAsksOnATerminal) {
+  AdminCache c;
+  const std::map<std::string, std::optional<std::string>> env{{"HF_HUB_OFFLINE", "1"}};
+  const auto before = tree_fingerprint(c.root);
+  auto t = run_cli_in_terminal({"rm", "dataset/org/data", "--cache-dir", c.root.string()}, env, true, "n\n");
+  ASSERT_EQ(t.exit_code, 0) << t.terminal;
+  EXPECT_NE(t.terminal.find("Proceed? [y/N]"), std::string::npos) << t.terminal;
+  EXPECT_NE(t.terminal.find("nothing was deleted"), std::string::npos) << t.terminal;
+  EXPECT_EQ(tree_fingerprint(c.root), before);
+  t = run_cli_in_terminal({"rm", "dataset/org/data", "--cache-dir", c.root.string()}, env, true, "y\n");
+  ASSERT_EQ(t.exit_code, 0) << t.terminal;
+  EXPECT_NE(t.terminal.find("Freed 2.0K"), std::string::npos) << t.terminal;
+  EXPECT_FALSE(fs::exists(c.data.repo_dir()));
+  EXPECT_TRUE(fs::exists(c.model.repo_dir()));
+}
+
+// A real download in another process while prune runs: its partial file is kept
+// (its lock is held), the download finishes, and prune reclaims nothing it needs.
+TEST(CacheAdmin, PruneDuringARealDownloadKeepsItsPartial) {
+  FaultServer server;
+  const std::string data = test_bytes(3'000'000, 31);
+  server.add_file("org/live", "model.bin", data, true);
+  FaultServer::Faults slow;
+  slow.trickle_bps = 2'000'000;
+  server.set_faults(slow);
+  TempDir tmp;
+  const auto root = tmp.path() / "hub";
+  std::map<std::string, std::optional<std::string>> env{{"HF_ENDPOINT", server.url()}, {"HF_HUB_CACHE", root.string()}};
+  const int pid = start_cli({"download", "org/live", "model.bin"}, env);
+  const auto blobs = root / "models--org--live/blobs";
+  fs::path partial;
+  for (int i = 0; i < 500 && partial.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::error_code ec;
+    for (auto& p : fs::directory_iterator(blobs, ec))
+      if (p.path().extension() == ".incomplete" && fs::file_size(p.path(), ec) > 100'000) partial = p.path();
+  }
+  ASSERT_FALSE(partial.empty());
+  auto r = run_cli({"prune", "-y"}, env);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("a download is writing it"), std::string::npos) << r.out << r.err;
+  EXPECT_TRUE(fs::exists(partial)) << "prune deleted a live download's partial";
+  EXPECT_EQ(wait_cli(pid), 0);
+  auto snap = root / "models--org--live/snapshots" / server.commit_of("org/live") / "model.bin";
+  EXPECT_EQ(read_file(snap), data);
+  r = run_cli({"prune", "-y"}, env);
+  EXPECT_NE(r.out.find("Nothing to prune"), std::string::npos) << r.out;
+}
+
+namespace {
+// Rounds of: the branch moves to a new commit with the same files (so the new
+// revision reuses every blob of the previous one), a download of it runs, and at the
+// same time `delete` runs again and again. Returns the problems seen.
+std::vector<std::string> churn(
+    const std::function<void(const fs::path& root, const std::string& current,
+                             const std::map<std::string, std::optional<std::string>>&)>& del) {
+  FaultServer server;
+  for (int i = 0; i < 20; ++i)
+    server.add_file("org/churn", "f" + std::to_string(i) + ".bin", test_bytes(20'000, 100 + i), true);
+  server.add_file("org/churn", "pin.txt", "pinned");
+  TempDir tmp;
+  const auto root = tmp.path() / "hub";
+  std::map<std::string, std::optional<std::string>> env{
+      {"HF_ENDPOINT", server.url()}, {"HF_HUB_CACHE", root.string()}, {"HUBCACHE_RETRY_BASE_MS", "10"}};
+  std::vector<std::string> problems;
+  // A revision that always stays (own blob, own ref), so no round deletes the whole repo.
+  if (run_cli({"download", "org/churn", "pin.txt", "--revision", server.commit_of("org/churn")}, env).exit_code != 0)
+    problems.push_back("pinned download failed");
+  server.bump_commit("org/churn");
+  run_cli({"download", "org/churn", "--include", "f*"}, env);
+  for (int round = 0; round < 4; ++round) {
+    server.bump_commit("org/churn");
+    const std::string current = server.commit_of("org/churn");
+    std::atomic<bool> done{false};
+    RunResult download;
+    std::thread downloader([&] {
+      download = run_cli({"download", "org/churn", "--include", "f*", "--max-workers", "2"}, env);
+      done = true;
+    });
+    while (!done) del(root, current, env);
+    downloader.join();
+    const std::string tag = "round " + std::to_string(round) + ": ";
+    if (download.exit_code != 0) problems.push_back(tag + "download failed: " + download.err);
+    auto r = run_cli({"ls", "--show-warnings"}, env);
+    if (r.err.find("warning") != std::string::npos) problems.push_back(tag + r.err);
+    std::error_code ec;
+    for (auto& e : fs::recursive_directory_iterator(root / "models--org--churn/snapshots", ec))
+      if (e.is_symlink() && !fs::exists(e.path())) problems.push_back(tag + "dangling " + e.path().string());
+  }
+  return problems;
+}
+}  // namespace
+
+// rm of the previous revisions while a download links the new one to their blobs:
+// the blobs the new revision needs are never deleted, no link is left dangling.
+TEST(CacheAdmin, RmOfOldRevisionsWhileANewOneDownloadsNeverLeavesADanglingLink) {
+  auto problems = churn([](const fs::path& root, const std::string& current, const auto& env) {
+    auto scan = admin::scan_cache(root);
+    std::vector<std::string> args{"rm", "-y"};
+    for (const auto& repo : scan.repos)
+      for (const auto& rev : repo.revisions)
+        if (rev.commit != current && !(rev.files.size() == 1 && rev.files.front().name == "pin.txt"))
+          args.push_back(rev.commit);
+    if (args.size() > 2) run_cli(args, env);
+  });
+  EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
+}
+
+// GAP (src/transfer/download.cpp ensure_blob, and store::RepoCache::link_pointer): a
+// gc that evicts every revision removes the whole repo folder; a download that has
+// created blobs/ but not yet taken its lock then fails with exit 11 ("Cannot create
+// blobs/<etag>.<8hex>.incomplete: No such file or directory") and leaves a repo
+// folder with only blobs/ (a scan warning). Fix: create the folders after taking the
+// lock (gc and rm never delete a repo whose lock is held), and retry the
+// make_dirs + create once on ENOENT. Enable when fixed.
+TEST(CacheAdmin, DISABLED_GAP_GcOfEverythingWhileADownloadRunsNeitherFailsItNorCorruptsTheRepo) {
+  auto problems = churn([](const fs::path& root, const std::string&, const auto& env) {
+    run_cli({"gc", "--max-size", "1", "-y", "--cache-dir", root.string()}, env);
+  });
+  EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
+}
+
+// Online verify compares every file with the Hub's tree listing of the commit:
+// files missing or extra, and a link to the wrong (but intact) blob.
+TEST(CacheAdmin, VerifyOnlineAgainstTheHubsTreeListing) {
+  FaultServer server;
+  server.add_file("org/v", "a.txt", "alpha");
+  server.add_file("org/v", "b.txt", "beta");
+  server.add_file("org/v", "w.bin", test_bytes(5000, 32), true);
+  TempDir tmp;
+  const auto root = tmp.path() / "hub";
+  std::map<std::string, std::optional<std::string>> env{{"HF_ENDPOINT", server.url()}, {"HF_HUB_CACHE", root.string()}};
+  ASSERT_EQ(run_cli({"download", "org/v", "a.txt"}, env).exit_code, 0);
+  ASSERT_EQ(run_cli({"download", "org/v", "w.bin"}, env).exit_code, 0);
+  const auto snap = root / "models--org--v/snapshots" / server.commit_of("org/v");
+  fs::create_symlink("../../blobs/" + util::git_blob_sha1_hex("alpha"), snap / "extra.txt");
+
+  auto r = run_cli({"verify", "org/v"}, env);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("MISSING  b.txt"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("EXTRA  extra.txt"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("against the Hub's tree listing"), std::string::npos) << r.out;
+  EXPECT_EQ(run_cli({"verify", "org/v", "--fail-on-missing-files"}, env).exit_code, 8);
+  EXPECT_EQ(run_cli({"verify", "org/v", "--fail-on-extra-files"}, env).exit_code, 8);
+
+  server.clear_log();
+  r = run_cli({"verify", "org/v", "--offline", "--fail-on-missing-files"}, env);
+  EXPECT_EQ(r.exit_code, 0) << "nothing to compare with offline: " << r.out << r.err;
+  EXPECT_NE(r.out.find("missing/extra files not checked"), std::string::npos) << r.out;
+  EXPECT_TRUE(server.log().empty());
+
+  // a.txt now links to w.bin's blob: intact as a blob, wrong for that path.
+  fs::remove(snap / "a.txt");
+  fs::create_symlink("../../blobs/" + util::sha256_hex(test_bytes(5000, 32)), snap / "a.txt");
+  EXPECT_EQ(run_cli({"verify", "org/v", "--offline"}, env).exit_code, 0) << "offline only the blob names speak";
+  r = run_cli({"verify", "org/v"}, env);
+  EXPECT_EQ(r.exit_code, 8) << r.out;
+  EXPECT_NE(r.out.find("MISMATCH  a.txt  expected " + util::git_blob_sha1_hex("alpha")), std::string::npos) << r.out;
+
+  // The Hub out of reach: a warning, and the offline verdict.
+  r = run_cli({"verify", "org/v", "--revision", server.commit_of("org/v")},
+              {{"HF_ENDPOINT", "http://127.0.0.1:9"}, {"HF_HUB_CACHE", root.string()}});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("checking offline only"), std::string::npos) << r.err;
 }
 
 }  // namespace

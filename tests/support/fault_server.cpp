@@ -257,6 +257,9 @@ struct FaultServer::Impl {
     }
     const std::uint64_t size = faults.lie_size >= 0 ? static_cast<std::uint64_t>(faults.lie_size) : file->second.content.size();
     if (file->second.lfs) {
+      // The Hub answers a ranged GET with the same 302: keep cpp-httplib from turning
+      // it into a 416 against the redirect's own body.
+      const_cast<httplib::Request&>(req).ranges.clear();
       res.status = 302;
       res.set_header("Location", "http://127.0.0.1:" + std::to_string(cdn_port) + "/" + file->second.etag);
       res.set_header("X-Linked-Etag", "\"" + file->second.etag + "\"");

@@ -46,6 +46,26 @@ RunResult run_cli(const std::vector<std::string>& args,
                   std::chrono::seconds timeout = std::chrono::seconds(120));
 std::string cli_path();
 
+// Starts the CLI in the background (same environment rules as run(); stdin, stdout
+// and stderr on /dev/null) and returns its pid: for tests that kill -9 it or race it.
+int start_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env = {});
+// Waits for a process started by start_cli; its exit code, -1 if killed by a signal.
+int wait_cli(int pid);
+
+// Runs the CLI on a pseudo-terminal (stdin and stderr, and stdout unless
+// `stdout_on_terminal` is false, when it goes to a pipe), as a person at a
+// terminal would; `typed` is typed into the terminal. Same environment rules as run().
+struct TerminalResult {
+  int exit_code = -1;        // -1 when killed by a signal or timed out
+  std::string terminal;      // everything written to the terminal (echoed input included)
+  std::string piped_stdout;  // stdout when it is not the terminal
+  bool timed_out = false;
+};
+TerminalResult run_cli_in_terminal(const std::vector<std::string>& args,
+                                   const std::map<std::string, std::optional<std::string>>& env = {},
+                                   bool stdout_on_terminal = true, const std::string& typed = "",
+                                   std::chrono::seconds timeout = std::chrono::seconds(120));
+
 // The last non-empty line of a text.
 std::string last_line(const std::string& text);
 std::string read_file(const fs::path& p);

@@ -110,6 +110,10 @@ TEST(AdminPlan, PruneSparesLiveDownloads) {
   auto stale_file = f.b.repo_dir() / "blobs" / (stale + ".incomplete");
   write_file(live_file, "part");
   write_file(stale_file, "old");
+  // Resume records next to the partials go with them, and only with them.
+  auto live_side = live_file.string() + ".resume", stale_side = stale_file.string() + ".resume";
+  write_file(live_side, "{}");
+  write_file(stale_side, "{}");
   auto lock_path = f.tmp.path() / ".locks" / "models--org--model" / (live + ".lock");
   {
     store::FileLock lock(lock_path);
@@ -120,13 +124,16 @@ TEST(AdminPlan, PruneSparesLiveDownloads) {
     ASSERT_EQ(plan.warnings.size(), 1u);
     plan.execute();
     EXPECT_TRUE(fs::exists(live_file));
+    EXPECT_TRUE(fs::exists(live_side));
     EXPECT_FALSE(fs::exists(stale_file));
+    EXPECT_FALSE(fs::exists(stale_side));
     EXPECT_FALSE(fs::exists(f.blob(f.old_only)));
   }
   auto plan = plan_prune(scan_cache(f.tmp.path()));
   EXPECT_EQ(plan.incomplete, std::vector<fs::path>{live_file});
   plan.execute();
   EXPECT_FALSE(fs::exists(live_file));
+  EXPECT_FALSE(fs::exists(live_side));
 }
 
 TEST(AdminPlan, ExecuteRechecksLocks) {
@@ -264,6 +271,30 @@ TEST(AdminPlan, ScanToleratesConcurrentDeletion) {
   auto last = scan_cache(tmp.path());
   ASSERT_EQ(last.revision_count(), 1u);
   EXPECT_EQ(last.repos[0].nb_files, 20u);
+}
+
+// The plan is made from a scan; a download may link a new revision to a planned
+// blob, or record a ref to a planned snapshot, before it runs. Neither is deleted.
+TEST(AdminPlan, ExecuteSparesWhatADownloadLinkedOrRecordedSinceTheScan) {
+  ThreeRevisions f;
+  auto plan = plan_rm(scan_cache(f.tmp.path()), {f.c1, f.c2});
+  ASSERT_EQ(plan.blobs.size(), 2u);  // old_only and mid_only
+  const std::string c4 = fake_commit(4);
+  f.b.add_file(c4, "w.bin", std::string(3000, '1'), true);  // reuses old_only's blob
+  f.b.set_ref("v4", c4);
+  f.b.set_ref("pr", f.c2);  // a download of c2 just recorded a ref
+  auto result = plan.execute();
+  EXPECT_TRUE(fs::exists(f.b.pointer(c4, "w.bin"))) << "the new revision's link still resolves";
+  EXPECT_TRUE(fs::exists(f.blob(f.old_only)));
+  EXPECT_FALSE(fs::exists(f.b.repo_dir() / "snapshots" / f.c1));
+  EXPECT_TRUE(fs::exists(f.b.pointer(f.c2, "w.bin"))) << "the snapshot a fresh ref points to stays";
+  EXPECT_TRUE(fs::exists(f.blob(f.mid_only)));
+  EXPECT_FALSE(fs::exists(f.b.repo_dir() / "refs/v1"));
+  EXPECT_FALSE(fs::exists(f.b.repo_dir() / "refs/v2"));
+  EXPECT_EQ(result.freed, 0u);
+  EXPECT_EQ(result.warnings.size(), 3u) << ::testing::PrintToString(result.warnings);
+  auto after = scan_cache(f.tmp.path());
+  EXPECT_TRUE(after.warnings.empty()) << ::testing::PrintToString(after.warnings);
 }
 
 }  // namespace
