@@ -285,6 +285,51 @@ TEST_F(Ranged, KilledMultiConnectionDownloadResumesEveryRangeAndFetchesOnlyTheMi
   EXPECT_TRUE(leftovers("org/m").empty());
 }
 
+// Where flock is a no-op, a second process may claim a partial (rename) while its
+// writer still runs. The writer must notice, leave the file to its new owner and
+// start over in a temp file of its own.
+TEST_F(Ranged, WriterWhosePartialIsClaimedAwayStopsAndStartsOverInItsOwnFile) {
+  const auto data = test_bytes(24 * MiB, 21);
+  server.add_file("org/m", "w.bin", data, true);
+  FaultServer::Faults f;
+  f.trickle_bps = 3'000'000;
+  server.set_faults(f);
+  const pid_t pid = spawn_cli({"download", "org/m", "w.bin", "--connections", "4", "-q"});
+  ASSERT_GT(pid, 0);
+  const auto blobs = repo_dir("org/m") / "blobs";
+  fs::path temp;
+  for (int i = 0; i < 1000 && temp.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(blobs, ec))
+      if (e.path().extension() == ".incomplete" && server.body_bytes_sent() > 2 * MiB) temp = e.path();
+  }
+  ASSERT_FALSE(temp.empty());
+  // Claim it the way claim_partial does: the file, then its journal.
+  const fs::path stolen = blobs / (util::sha256_hex(data) + ".0badc1a1.incomplete");
+  fs::rename(temp, stolen);
+  fs::rename(transfer::sidecar_of(temp), transfer::sidecar_of(stolen));
+  const std::string stolen_journal = read_file(transfer::sidecar_of(stolen));
+  server.clear_log();
+
+  int status = 0;
+  for (int i = 0; i < 3000 && ::waitpid(pid, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const auto blob = blobs / util::sha256_hex(data);
+  EXPECT_EQ(read_file(blob), data);
+  bool from_zero = false;
+  for (const auto& q : cdn_gets()) from_zero = from_zero || range_start(q.range) == 0;
+  EXPECT_TRUE(from_zero) << "the writer started over";
+  // Nothing of the writer's is left behind, and the new owner's files are untouched.
+  std::set<std::string> left;
+  for (auto& e : fs::directory_iterator(blobs)) left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{blob.filename().string(), stolen.filename().string(),
+                                         transfer::sidecar_of(stolen).filename().string()}));
+  EXPECT_EQ(read_file(transfer::sidecar_of(stolen)), stolen_journal);
+}
+
 TEST_F(Ranged, MaxSpeedCapsAllConnectionsTogether) {
   const auto data = test_bytes(10 * MiB, 19);
   server.add_file("org/m", "w.bin", data, true);
