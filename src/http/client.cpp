@@ -152,7 +152,8 @@ void configure(Xfer& x) {
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
-  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
+  // Large enough for few callbacks per megabyte, small enough for many connections.
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
 
   if (request.method == "HEAD") {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -72,7 +73,19 @@ struct Todo {
   Clock::time_point not_before;
 };
 
+// Transfers running in the whole process: a whole-repo download runs several
+// files at once, and each adds connections only while the process is under
+// kProcessConnections (or its own --connections, if larger).
+std::atomic<int> g_transfers{0};
+constexpr int kProcessConnections = 16;
+
 struct Part {
+  struct Counted {
+    Counted() { ++g_transfers; }
+    ~Counted() { --g_transfers; }
+    Counted(const Counted&) = delete;
+    Counted& operator=(const Counted&) = delete;
+  } counted;
   http::Multi::Id id = 0;
   std::uint64_t first = 0, pos = 0, end = 0;  // asked [first, end); written up to pos
   bool ranged = false;                        // sent a Range header
@@ -167,7 +180,8 @@ class Engine {
 
   void schedule() {
     const auto now = Clock::now();
-    while (parts_.size() < allowed()) {
+    const int budget = std::max(kProcessConnections, static_cast<int>(slots_));
+    while (parts_.size() < allowed() && (parts_.empty() || g_transfers.load() < budget)) {
       auto it = std::find_if(todo_.begin(), todo_.end(), [&](const Todo& t) { return t.not_before <= now; });
       if (it == todo_.end()) {
         if (todo_.empty() && multi_mode_ && ranges_ == Ranges::honoured && split()) continue;

@@ -13,7 +13,7 @@
 namespace hubcache::transfer {
 
 namespace {
-constexpr std::size_t kStep = 2u << 20;               // bytes per read (RSS stays small)
+constexpr std::size_t kStep = 1u << 20;               // bytes per read (RSS stays small)
 constexpr std::uint64_t kWriteBackEvery = 16u << 20;  // start writeback in steps this big
 }  // namespace
 
