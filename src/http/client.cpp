@@ -76,7 +76,7 @@ struct Xfer {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   Request request;  // owns the URL and POST body for libcurl
-  BodySink sink;
+  StreamSink sink;
   Response response;
   bool sink_aborted = false;
 };
@@ -105,11 +105,16 @@ size_t on_body(char* data, size_t size, size_t nmemb, void* user) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   x->response.status = status;
   if (x->sink && status >= 200 && status < 300) {
-    if (!x->sink(status, x->response.headers, data, n)) {
-      x->sink_aborted = true;
-      return 0;
+    switch (x->sink(status, x->response.headers, data, n)) {
+      case Flow::proceed:
+        return n;
+      case Flow::pause:
+        return CURL_WRITEFUNC_PAUSE;
+      case Flow::abort:
+        break;
     }
-    return n;
+    x->sink_aborted = true;
+    return 0;
   }
   if (x->response.body.size() < kMaxKeptBody) x->response.body.append(data, n);
   return n;
@@ -233,7 +238,7 @@ Multi::~Multi() {
   curl_multi_cleanup(impl_->multi);
 }
 
-Multi::Id Multi::start(const Request& request, BodySink sink) {
+Multi::Id Multi::start(const Request& request, StreamSink sink) {
   CURL* easy = nullptr;
   if (!impl_->idle.empty()) {
     easy = impl_->idle.back();
@@ -266,6 +271,11 @@ void Multi::abort(Id id) {
   impl_->running.erase(it);
 }
 
+void Multi::resume(Id id) {
+  auto it = impl_->running.find(id);
+  if (it != impl_->running.end()) curl_easy_pause(it->second->easy, CURLPAUSE_CONT);
+}
+
 std::vector<Multi::Result> Multi::poll(int timeout_ms) {
   std::vector<Result> out;
   int still = 0;
@@ -284,7 +294,12 @@ Client::Client() = default;
 Client::~Client() = default;
 
 Response Client::perform(const Request& request, const BodySink& sink) {
-  const Multi::Id id = multi_.start(request, sink);
+  StreamSink stream;
+  if (sink)
+    stream = [&sink](long status, const Headers& headers, const char* data, std::size_t n) {
+      return sink(status, headers, data, n) ? Flow::proceed : Flow::abort;
+    };
+  const Multi::Id id = multi_.start(request, std::move(stream));
   for (;;) {
     for (auto& r : multi_.poll(200)) {
       if (r.id != id) continue;

@@ -48,6 +48,11 @@ struct Response {
 // Receives body bytes of a 2xx response. Return false to abort the transfer.
 using BodySink = std::function<bool(long status, const Headers& headers, const char* data, std::size_t size)>;
 
+// What a streaming sink of Multi wants next. `pause` takes none of the bytes
+// offered: the same bytes are offered again after Multi::resume.
+enum class Flow { proceed, pause, abort };
+using StreamSink = std::function<Flow(long status, const Headers& headers, const char* data, std::size_t size)>;
+
 // A transport failure: DNS, connect, TLS, timeout, reset, aborted by the sink or
 // the cancel flag. `retryable` is false for TLS verification and cancellations.
 class TransportError : public std::runtime_error {
@@ -86,9 +91,12 @@ class Multi {
   // Starts a transfer. `sink` receives 2xx body bytes from inside poll(); it must
   // not call back into this Multi. A read_timeout of 0 disables libcurl's own
   // stall detection (the caller watches progress itself).
-  Id start(const Request& request, BodySink sink);
+  Id start(const Request& request, StreamSink sink);
   // Ends a running transfer now (its connection is closed); it yields no Result.
   void abort(Id id);
+  // Continues a transfer whose sink answered Flow::pause (its socket is not read
+  // meanwhile). The sink may be called from inside this call.
+  void resume(Id id);
   // Moves data for up to `timeout_ms` (returns sooner when a transfer ends) and
   // returns the transfers that ended.
   std::vector<Result> poll(int timeout_ms);

@@ -91,11 +91,12 @@ struct Part {
   bool ranged = false;                        // sent a Range header
   bool checked = false;                       // status and Content-Range were checked
   bool reached_end = false;                   // stopped on purpose at `end`
+  bool paused = false;                        // waiting for the bandwidth budget
   std::string url;
   int hops = 0;
   int failures = 0;  // failures in a row, without progress, of the range it serves
   unsigned generation = 0;
-  Clock::duration last_activity{};  // on the engine's active clock
+  Clock::duration last_activity{};  // since the engine started
   std::string problem;              // why the body was refused (a protocol mismatch)
 };
 
@@ -142,7 +143,7 @@ class Engine {
  private:
   enum class Ranges { unknown, honoured, ignored };
 
-  Clock::duration active_now() const { return Clock::now() - started_ - throttled_; }
+  Clock::duration active_now() const { return Clock::now() - started_; }
 
   void loop() {
     job_.hasher.advance(done_.prefix_end());
@@ -156,7 +157,8 @@ class Engine {
         wait_for_backoff();
         continue;
       }
-      auto results = multi_.poll(50);
+      auto results = multi_.poll(poll_timeout_ms());
+      resume_paused();
       if (fatal_) throw *fatal_;
       if (object_changed_) restart_everything();
       drop_stale_parts();
@@ -256,7 +258,7 @@ class Engine {
         return on_body(*raw, status, headers, data, n);
       } catch (const std::exception& e) {
         if (!fatal_) fatal_ = Error(ErrorCode::internal, std::string("Download engine: ") + e.what());
-        return false;
+        return http::Flow::abort;
       }
     });
     parts_.emplace(p->id, std::move(p));
@@ -276,18 +278,25 @@ class Engine {
   }
 
   // ---- bytes -----------------------------------------------------------------------
-  bool on_body(Part& p, long status, const http::Headers& headers, const char* data, std::size_t n) {
-    if (p.generation != generation_ || fatal_ || object_changed_) return false;
+  http::Flow on_body(Part& p, long status, const http::Headers& headers, const char* data, std::size_t n) {
+    using http::Flow;
+    if (p.generation != generation_ || fatal_ || object_changed_) return Flow::abort;
     if (!p.checked) {
-      if (!check_response(p, status, headers)) return false;
+      if (!check_response(p, status, headers)) return Flow::abort;
       p.checked = true;
+    }
+    // Over the bandwidth budget: take nothing, the loop resumes this transfer when
+    // the budget allows (its socket is not read meanwhile, so the server slows down).
+    if (limiter_ && limiter_->wait().count() > 0) {
+      p.paused = true;
+      return Flow::pause;
     }
     std::size_t take = n;
     if (p.pos + n > p.end) {
       if (p.end == size_) {
         fatal_ = Error(ErrorCode::integrity, "The server sent more than the expected " + std::to_string(size_) +
                                                  " bytes for '" + ctx_.file + "'; nothing was stored.");
-        return false;
+        return Flow::abort;
       }
       take = static_cast<std::size_t>(p.end - p.pos);  // a split range, or more than was asked
       p.reached_end = true;
@@ -297,7 +306,7 @@ class Engine {
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0) {
         fatal_ = errno_error(w < 0 ? errno : EIO, "Cannot write " + job_.temp.string());
-        return false;
+        return Flow::abort;
       }
       off += static_cast<std::size_t>(w);
     }
@@ -305,8 +314,8 @@ class Engine {
     p.pos += take;
     received_ += take;
     p.last_activity = active_now();
-    if (limiter_) throttle(limiter_->consume(take));
-    return !p.reached_end;
+    if (limiter_) limiter_->consume(take);
+    return p.reached_end ? Flow::abort : Flow::proceed;
   }
 
   // The first bytes of an answer: is it the range we asked for, of the object we expect?
@@ -382,13 +391,31 @@ class Engine {
                                            ". Nothing was stored; retry the download.");
   }
 
-  // Sleeps off the bandwidth budget. Stalls are measured on a clock that excludes it.
-  void throttle(std::chrono::nanoseconds wait) {
-    const auto start = Clock::now();
-    const auto until = start + wait;
-    for (auto now = start; now < until && !cancelled(); now = Clock::now())
-      std::this_thread::sleep_for(std::min<Clock::duration>(until - now, 50ms));
-    throttled_ += Clock::now() - start;
+  // Paused transfers go on once the bandwidth budget allows; their stall clocks
+  // restart (waiting for the budget is not a stall).
+  void resume_paused() {
+    if (!limiter_ || limiter_->wait().count() > 0) return;
+    std::vector<http::Multi::Id> ids;
+    for (auto& [id, p] : parts_)
+      if (p->paused) ids.push_back(id);
+    for (auto id : ids) {
+      auto it = parts_.find(id);
+      if (it == parts_.end()) continue;
+      it->second->paused = false;
+      it->second->last_activity = active_now();
+      multi_.resume(id);  // may deliver the held bytes right away (on_body)
+    }
+  }
+
+  // How long the next poll may wait: less when paused transfers wait for the budget.
+  int poll_timeout_ms() const {
+    if (!limiter_) return 50;
+    for (const auto& [id, p] : parts_)
+      if (p->paused) {
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(limiter_->wait()).count();
+        return static_cast<int>(std::clamp<std::int64_t>(ms + 1, 1, 50));
+      }
+    return 50;
   }
 
   // ---- ends of transfers -----------------------------------------------------------
@@ -482,7 +509,7 @@ class Engine {
     const auto now = active_now();
     std::vector<http::Multi::Id> stalled;
     for (const auto& [id, p] : parts_)
-      if (now - p->last_activity > stall_timeout_) stalled.push_back(id);
+      if (!p->paused && now - p->last_activity > stall_timeout_) stalled.push_back(id);
     for (auto id : stalled) {
       multi_.abort(id);
       std::unique_ptr<Part> p = std::move(parts_[id]);
@@ -578,7 +605,6 @@ class Engine {
   std::uint64_t flushed_total_ = UINT64_MAX;
   std::uint64_t reported_ = UINT64_MAX;
   const Clock::time_point started_ = Clock::now();
-  Clock::duration throttled_{};
   Clock::time_point last_flush_ = started_;  // a quick download writes no journal at all
   Clock::time_point last_report_{};
 };

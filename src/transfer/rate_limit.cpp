@@ -21,6 +21,13 @@ std::chrono::nanoseconds RateLimiter::consume(std::uint64_t n) {
                            : std::chrono::nanoseconds(0);
 }
 
+std::chrono::nanoseconds RateLimiter::wait() {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  return paid_until_ > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(paid_until_ - now)
+                           : std::chrono::nanoseconds(0);
+}
+
 std::shared_ptr<RateLimiter> RateLimiter::shared(std::uint64_t bytes_per_second) {
   if (!bytes_per_second) return nullptr;
   static std::mutex mutex;

@@ -17,6 +17,8 @@ class RateLimiter {
   // wait before taking more (zero while under budget). Thread-safe. A burst of
   // about 50 ms worth of bytes passes without waiting.
   std::chrono::nanoseconds consume(std::uint64_t n);
+  // How long until the bytes taken so far are paid for (zero: take more now).
+  std::chrono::nanoseconds wait();
 
   std::uint64_t rate() const { return rate_; }
 
