@@ -25,6 +25,7 @@ struct DownloadArgs : RepoArgs {
   std::string local_dir;
   bool dry_run = false;
   int max_workers = 8;
+  int connections = 8;
   bool revision_given = false, repo_type_given = false;
 };
 
@@ -90,6 +91,7 @@ int run(DownloadArgs args) {
   if (args.max_age >= 0) options.max_age_seconds = args.max_age;
   options.force_download = args.force;
   options.max_bytes_per_second = parse_speed(args.max_speed);
+  options.connections = args.connections;
   ProgressBars bars(args.format != Format::human);
   options.progress = bars.callback();
 
@@ -169,7 +171,13 @@ Registrar reg{{"download", "Download files or a whole repo into the cache and pr
                  sub.add_option("--max-age", args->max_age,
                                 "Trust a cached branch ref confirmed less than this many seconds ago (no request)");
                  sub.add_flag("--force-download", args->force, "Download even if the file is cached");
-                 sub.add_option("--max-speed", args->max_speed, "Bandwidth cap per file, e.g. 16M (bytes/s)");
+                 sub.add_option("--connections", args->connections,
+                                "Connections for one large file (ranged requests; small files use one)")
+                     ->default_val(8)
+                     ->check(CLI::Range(1, 64));
+                 sub.add_option("--max-speed", args->max_speed,
+                                "Bandwidth cap for the whole command, all files and connections together, e.g. 16M "
+                                "(bytes/s)");
                  add_format_flags(sub, args->format);
                  return [args, &sub] {
                    args->revision_given = sub.count("--revision") > 0;

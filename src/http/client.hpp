@@ -1,5 +1,6 @@
-// The one place that knows libcurl: single HTTP exchanges with no automatic
-// redirects (callers decide which hops to follow and which headers to keep).
+// The one place that knows libcurl: HTTP exchanges with no automatic redirects
+// (callers decide which hops to follow and which headers to keep), one at a time
+// (Client) or several at once on one thread (Multi).
 #pragma once
 
 #include <atomic>
@@ -31,9 +32,9 @@ struct Request {
   std::string method = "GET";  // GET, HEAD or POST
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;                     // POST body
-  double connect_timeout = 10;          // seconds
-  double read_timeout = 10;             // seconds without a byte before the transfer is abandoned
+  std::string body;             // POST body
+  double connect_timeout = 10;  // seconds
+  double read_timeout = 10;     // seconds without a byte before the transfer is abandoned (0 = never)
   std::uint64_t max_bytes_per_second = 0;
   const std::atomic<bool>* cancel = nullptr;
 };
@@ -46,6 +47,11 @@ struct Response {
 
 // Receives body bytes of a 2xx response. Return false to abort the transfer.
 using BodySink = std::function<bool(long status, const Headers& headers, const char* data, std::size_t size)>;
+
+// What a streaming sink of Multi wants next. `pause` takes none of the bytes
+// offered: the same bytes are offered again after Multi::resume.
+enum class Flow { proceed, pause, abort };
+using StreamSink = std::function<Flow(long status, const Headers& headers, const char* data, std::size_t size)>;
 
 // A transport failure: DNS, connect, TLS, timeout, reset, aborted by the sink or
 // the cancel flag. `retryable` is false for TLS verification and cancellations.
@@ -61,7 +67,48 @@ class TransportError : public std::runtime_error {
   bool retryable_, cancelled_, aborted_;
 };
 
-// One reusable connection cache (a curl easy handle): keep one per thread.
+// Concurrent transfers driven from one thread (libcurl's multi interface). Its
+// connection cache outlives transfers, so connections are kept alive and reused
+// by later transfers to the same origin. Ranges of one file are never multiplexed
+// onto one HTTP/2 connection: each concurrent transfer gets its own TCP
+// connection, since per-connection caps and TCP windows are why several
+// connections are faster (HTTP/2 is still negotiated over TLS when offered).
+// Not thread-safe: one Multi per thread.
+class Multi {
+ public:
+  using Id = std::uint64_t;
+  struct Result {
+    Id id = 0;
+    Response response;                    // status, headers, the body of a non-2xx answer (bounded)
+    std::optional<TransportError> error;  // set when the transfer did not complete
+  };
+
+  Multi();
+  ~Multi();
+  Multi(const Multi&) = delete;
+  Multi& operator=(const Multi&) = delete;
+
+  // Starts a transfer. `sink` receives 2xx body bytes from inside poll(); it must
+  // not call back into this Multi. A read_timeout of 0 disables libcurl's own
+  // stall detection (the caller watches progress itself).
+  Id start(const Request& request, StreamSink sink);
+  // Ends a running transfer now (its connection is closed); it yields no Result.
+  void abort(Id id);
+  // Continues a transfer whose sink answered Flow::pause (its socket is not read
+  // meanwhile). The sink may be called from inside this call.
+  void resume(Id id);
+  // Moves data for up to `timeout_ms` (returns sooner when a transfer ends) and
+  // returns the transfers that ended.
+  std::vector<Result> poll(int timeout_ms);
+  std::size_t running() const;
+
+  struct Impl;  // libcurl state, reached from its C callbacks
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// One exchange at a time over a Multi (its connection cache): keep one per thread.
 class Client {
  public:
   Client();
@@ -74,10 +121,11 @@ class Client {
   // Throws TransportError.
   Response perform(const Request& request, const BodySink& sink = nullptr);
 
-  struct Impl;  // libcurl state, reached from its C callbacks
+  // The connections this client keeps, for concurrent transfers on the same thread.
+  Multi& multi() { return multi_; }
 
  private:
-  std::unique_ptr<Impl> impl_;
+  Multi multi_;
 };
 
 // "scheme://host:port" of a URL, with default ports made explicit, lowercase host.

@@ -2,16 +2,20 @@
 // verified content and resume across runs.
 //
 // Resume design. Each download writes into its own temp file
-// `<dest>.<8hex>.incomplete` next to a sidecar `<temp>.resume` that records the
-// etag, expected size and URL. A later run that holds the etag's flock looks for
-// a partial of the same etag and size, and *claims* it by renaming it to a fresh
-// unique name: rename is atomic, so even where flock is a silent no-op (Lustre,
-// GPFS, some NFS) only one process can win a given partial, and no two writers
-// ever share a file. The claimant re-hashes the prefix it adopts, then asks for
-// the rest with `Range: bytes=N-` and `If-Range: "<etag>"`: a server whose object
-// changed answers 200 with the whole body and the file restarts from zero. The
-// final size and hash check (sha256 or git blob sha1, named by the etag) is the
-// last word: a bad resumed file is discarded and downloaded once more from zero.
+// `<dest>.<8hex>.incomplete`, sized up front (sparse), next to a journal
+// `<temp>.resume` (transfer/journal.hpp) that records the etag, expected size,
+// URL, the CDN's validator and the byte ranges already on disk. A later run that
+// holds the etag's flock looks for a partial of the same etag and size, and
+// *claims* it by renaming it to a fresh unique name: rename is atomic, so even
+// where flock is a silent no-op (Lustre, GPFS, some NFS) only one process can win
+// a given partial. The old owner, if it still runs, notices at its next journal
+// write that the name is no longer its file and stops writing (engine.cpp). The
+// claimant re-hashes the prefix it adopts (on the hashing thread, while the
+// network fetches the missing ranges) and asks only for the ranges missing, with
+// `If-Range: <the CDN's ETag>`: a server whose object changed answers 200 with
+// the whole body and the file restarts from zero. The final size and hash check
+// (sha256 or git blob sha1, named by the etag) is the last word: a bad resumed
+// file is discarded and downloaded once more from zero.
 #include "transfer/download.hpp"
 
 #include <fcntl.h>
@@ -20,14 +24,15 @@
 
 #include <cerrno>
 #include <cstring>
-#include <nlohmann/json.hpp>
-#include <vector>
 
 #include "http/client.hpp"
 #include "hub/hub_client.hpp"
 #include "hubcache/error.hpp"
 #include "hubcache/settings.hpp"
 #include "layout/naming.hpp"
+#include "transfer/engine.hpp"
+#include "transfer/journal.hpp"
+#include "transfer/prefix_hasher.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 
@@ -48,18 +53,13 @@ mode_t file_mode() {
   return mode;
 }
 
-fs::path sidecar_of(const fs::path& temp) {
-  auto p = temp;
-  p += ".resume";
-  return p;
-}
-
 struct Partial {
   fs::path path;
-  std::uint64_t size;
+  Journal journal;
 };
 
-// Claims the largest resumable partial of `dest` (same etag and size) by renaming it.
+// Claims the resumable partial of `dest` (same etag and size) with the most bytes
+// on disk, by renaming it.
 std::optional<Partial> claim_partial(const fs::path& dest, const std::string& etag, std::uint64_t size) {
   const std::string prefix = dest.filename().string() + ".";
   std::error_code ec;
@@ -70,18 +70,20 @@ std::optional<Partial> claim_partial(const fs::path& dest, const std::string& et
     if (name.rfind(prefix, 0) != 0 || name.size() < 11 || name.substr(name.size() - 11) != ".incomplete") continue;
     auto side = util::read_small_file(sidecar_of(it->path()));
     if (!side) continue;
-    auto j = nlohmann::json::parse(*side, nullptr, false);
-    if (j.is_discarded() || j.value("etag", "") != etag || j.value("size", std::uint64_t{0}) != size) continue;
     std::error_code sec;
     auto have = fs::file_size(it->path(), sec);
-    if (sec || have == 0 || have > size) continue;
-    if (!best || have > best->size) best = Partial{it->path(), have};
+    if (sec || have > size) continue;
+    auto journal = parse_journal(*side, have);
+    if (!journal || journal->etag != etag || journal->size != size || journal->done.total() == 0) continue;
+    if (!best || journal->done.total() > best->journal.done.total()) best = Partial{it->path(), std::move(*journal)};
   }
   if (!best) return std::nullopt;
   fs::path claimed = dest;
   claimed += "." + util::random_hex8() + ".incomplete";
   if (::rename(best->path.c_str(), claimed.c_str()) != 0) return std::nullopt;  // another process won it
+  // The journal follows; it is rewritten under the new name right away anyway.
   ::rename(sidecar_of(best->path).c_str(), sidecar_of(claimed).c_str());
+  ::unlink(sidecar_temp_of(best->path).c_str());
   best->path = claimed;
   return best;
 }
@@ -94,7 +96,10 @@ class Fd {
   }
   int get() const { return fd_; }
   void close() {
-    if (fd_ >= 0 && ::close(fd_) != 0) util::throw_errno(errno, "Cannot close a downloaded file");
+    if (fd_ >= 0 && ::close(fd_) != 0) {
+      fd_ = -1;
+      util::throw_errno(errno, "Cannot close a downloaded file");
+    }
     fd_ = -1;
   }
 
@@ -105,218 +110,92 @@ class Fd {
 void remove_temp(const fs::path& temp) {
   ::unlink(temp.c_str());
   ::unlink(sidecar_of(temp).c_str());
+  ::unlink(sidecar_temp_of(temp).c_str());
 }
 
-std::uint64_t parse_content_range_start(const std::string& v) {
-  // "bytes a-b/N"
-  auto sp = v.find(' ');
-  return std::strtoull(v.c_str() + (sp == std::string::npos ? 0 : sp + 1), nullptr, 10);
-}
-
-// Streams `meta.location` into `dest` (verified, then renamed into place).
+// Downloads `meta.location` into `dest`: verified, then renamed into place.
 void download_verified(http::Client& client, const hub::Context& ctx, const hub::FileMetadata& meta,
                        const fs::path& dest, const Options& options, bool allow_resume = true) {
   util::HashKind kind{};
   const bool verify = util::hash_kind_for_etag(meta.etag, kind);
-  const Settings& settings = Settings::get();
 
+  Journal journal;
   fs::path temp;
-  std::uint64_t offset = 0;
   if (auto partial = allow_resume ? claim_partial(dest, meta.etag, meta.size) : std::nullopt) {
     temp = partial->path;
-    offset = partial->size;
+    journal = std::move(partial->journal);
   } else {
     temp = dest;
     temp += "." + util::random_hex8() + ".incomplete";
   }
-  Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  journal.etag = meta.etag;
+  journal.size = meta.size;
+  journal.url = meta.location;
+  const bool resumed = journal.done.total() > 0;
+
+  Fd fd(::open(temp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (fd.get() < 0) util::throw_errno(errno, "Cannot create " + temp.string());
-  try {
-    util::atomic_write(sidecar_of(temp),
-                       nlohmann::json{{"etag", meta.etag}, {"size", meta.size}, {"url", meta.location}}.dump());
-  } catch (const Error&) {
+  // Sized up front (sparse): every range writes at its own offset.
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || (static_cast<std::uint64_t>(st.st_size) != meta.size &&
+                                      ::ftruncate(fd.get(), static_cast<off_t>(meta.size)) != 0)) {
+    int err = errno;
     remove_temp(temp);
-    throw;
+    util::throw_errno(err, "Cannot create " + temp.string());
   }
+  write_journal(temp, journal);  // resumable from now on, even after a kill -9
 
-  util::Hasher hasher(kind, meta.size);
-  if (offset > 0) {
-    // Adopt the prefix: hash what is already there.
-    int rfd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
-    std::vector<char> buf(1 << 20);
-    std::uint64_t done = 0;
-    while (rfd >= 0 && done < offset) {
-      ssize_t n = ::read(rfd, buf.data(), std::min<std::uint64_t>(buf.size(), offset - done));
-      if (n <= 0) break;
-      hasher.update(buf.data(), static_cast<std::size_t>(n));
-      done += static_cast<std::uint64_t>(n);
-    }
-    if (rfd >= 0) ::close(rfd);
-    if (done != offset) {
-      offset = 0;
-      hasher = util::Hasher(kind, meta.size);
-    }
-  }
-  const bool resumed = offset > 0;
-  if (::ftruncate(fd.get(), static_cast<off_t>(offset)) != 0 || ::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
-    util::throw_errno(errno, "Cannot write " + temp.string());
-
-  auto report = [&](bool finished) {
-    if (options.progress) options.progress(ProgressEvent{ctx.repo_id, ctx.file, offset, meta.size, finished});
-  };
-  report(false);
-
-  std::string url = meta.location;
-  int failures = 0, hops = 0;
-  int write_errno = 0;
-  bool overflow = false;
-  while (true) {
-    if (offset == meta.size && meta.size > 0) break;
-    http::Request req;
-    req.url = url;
-    req.headers = hub::request_headers(ctx, url);  // Authorization only on the endpoint's origin
-    if (offset > 0) {
-      req.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-");
-      req.headers.emplace_back("If-Range", "\"" + meta.etag + "\"");
-    }
-    req.connect_timeout = ctx.download_timeout;
-    req.read_timeout = ctx.download_timeout;
-    req.max_bytes_per_second = options.max_bytes_per_second;
-    req.cancel = options.cancel;
-    const std::uint64_t start_offset = offset;
-    bool first_chunk = true;
-    http::BodySink sink = [&](long status, const http::Headers& headers, const char* data, std::size_t n) {
-      if (first_chunk) {
-        first_chunk = false;
-        if (status == 200 && offset > 0) {
-          // The server ignored the Range (or the object changed): start over.
-          if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) < 0) {
-            write_errno = errno;
-            return false;
-          }
-          offset = 0;
-          hasher = util::Hasher(kind, meta.size);
-        } else if (status == 206) {
-          auto cr = headers.get("Content-Range");
-          if (!cr || parse_content_range_start(*cr) != offset) return false;
-        }
-      }
-      if (offset + n > meta.size) {
-        overflow = true;
-        return false;
-      }
-      const char* p = data;
-      std::size_t left = n;
-      while (left) {
-        ssize_t w = ::write(fd.get(), p, left);
-        if (w < 0) {
-          if (errno == EINTR) continue;
-          write_errno = errno;
-          return false;
-        }
-        p += w;
-        left -= static_cast<std::size_t>(w);
-      }
-      hasher.update(data, n);
-      offset += n;
-      report(false);
-      return true;
-    };
-
-    http::Response r;
+  bool again = false;  // download once more from zero, without resuming
+  std::string digest;
+  {
+    PrefixHasher hasher(fd.get(), verify ? std::optional(kind) : std::nullopt, meta.size);
+    FetchJob job{ctx, meta, fd.get(), temp, journal, hasher, options};
     try {
-      r = client.perform(req, sink);
-    } catch (const http::TransportError& e) {
-      if (e.cancelled()) throw Error(ErrorCode::cancelled, "Download of '" + ctx.file + "' cancelled; a re-run resumes it.");
-      if (write_errno) {
-        remove_temp(temp);
-        util::throw_errno(write_errno, "Cannot write " + temp.string());
-      }
-      if (overflow) {
-        remove_temp(temp);
-        throw Error(ErrorCode::integrity, "The server sent more than the expected " + std::to_string(meta.size) +
-                                              " bytes for '" + ctx.file + "'; nothing was stored.");
-      }
-      if (offset > start_offset) failures = 0;
-      if (!e.retryable() && !e.aborted_by_sink()) {
-        throw Error(ErrorCode::network, "Download of '" + ctx.file + "' failed: " + e.what());
-      }
-      if (++failures > settings.max_retries)
-        throw Error(ErrorCode::network, "Download of '" + ctx.file + "' from " + http::origin_of(url) + " failed after " +
-                                            std::to_string(settings.max_retries) + " retries: " + e.what() +
-                                            ". The partial file is kept: a re-run resumes it.");
-      hub::backoff(failures - 1, nullptr, options.cancel);
-      continue;
+      fetch_missing(client.multi(), job);
+      digest = hasher.finish(options.cancel);
+    } catch (const LostClaim&) {
+      again = true;  // the file is another process's now: leave it alone
+    } catch (const Error& e) {
+      // A network failure or a cancellation keeps the partial for a re-run.
+      if (e.code() != ErrorCode::network && e.code() != ErrorCode::cancelled) remove_temp(temp);
+      throw;
     }
-    if (r.status >= 300 && r.status < 400) {
-      auto location = r.headers.get("Location");
-      if (!location || ++hops > 10)
-        throw Error(ErrorCode::network, "Too many or broken redirects while downloading '" + ctx.file + "' from " +
-                                            http::origin_of(url) + ".");
-      url = http::resolve_location(url, *location);
-      continue;
-    }
-    if (r.status == 416) {
-      if (offset == meta.size) break;
-      offset = 0;  // our partial does not fit the object: start over
-      if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) < 0)
-        util::throw_errno(errno, "Cannot write " + temp.string());
-      hasher = util::Hasher(kind, meta.size);
-      if (++failures > settings.max_retries) break;
-      continue;
-    }
-    if (r.status >= 200 && r.status < 300) {
-      if (offset == meta.size) break;
-      // A body shorter than announced: a broken stream; continue from where it stopped.
-      if (offset > start_offset) failures = 0;
-      if (++failures > settings.max_retries) break;
-      hub::backoff(failures - 1, nullptr, options.cancel);
-      continue;
-    }
-    if (hub::retryable_status(r.status) && ++failures <= settings.max_retries) {
-      hub::backoff(failures - 1, &r, options.cancel);
-      continue;
-    }
+  }
+  if (again) {
+    fd.close();
+    return download_verified(client, ctx, meta, dest, options, false);
+  }
+  if (verify && digest != meta.etag) {
     remove_temp(temp);
-    hub::throw_error_from_response(r, ctx);
-  }
-
-  if (offset != meta.size) {
-    remove_temp(temp);
-    throw Error(ErrorCode::integrity, "Consistency check failed for '" + ctx.file + "': it should be " +
-                                          std::to_string(meta.size) + " bytes but " + std::to_string(offset) +
-                                          " arrived. Nothing was stored; retry the download.");
-  }
-  if (verify) {
-    auto digest = hasher.hex_digest();
-    if (digest != meta.etag) {
-      remove_temp(temp);
-      if (resumed) {
-        // The adopted prefix was bad (say, lost in a power cut): once more, from zero.
-        fd.close();
-        return download_verified(client, ctx, meta, dest, options, false);
-      }
-      throw Error(ErrorCode::integrity,
-                  "Integrity check failed for '" + ctx.file + "' of " + std::string(to_string(ctx.type)) + " '" +
-                      ctx.repo_id + "': expected " + (kind == util::HashKind::sha256 ? "sha256 " : "git blob sha1 ") +
-                      meta.etag + ", got " + digest + ". Nothing was stored; retry the download.");
+    if (resumed) {
+      // The adopted ranges were bad (say, lost in a power cut): once more, from zero.
+      fd.close();
+      return download_verified(client, ctx, meta, dest, options, false);
     }
+    throw Error(ErrorCode::integrity, "Integrity check failed for '" + ctx.file + "' of " +
+                                          std::string(to_string(ctx.type)) + " '" + ctx.repo_id + "': expected " +
+                                          (kind == util::HashKind::sha256 ? "sha256 " : "git blob sha1 ") + meta.etag +
+                                          ", got " + digest + ". Nothing was stored; retry the download.");
   }
+  // Most of the file is already written back (the hashing thread started it).
   if (::fsync(fd.get()) != 0 && errno != EINVAL) {
     int err = errno;
     remove_temp(temp);
     util::throw_errno(err, "Cannot write " + temp.string());
   }
   ::fchmod(fd.get(), file_mode());
+  const bool owned = still_owned(fd.get(), temp);
   fd.close();
+  if (!owned) return download_verified(client, ctx, meta, dest, options, false);
   if (::rename(temp.c_str(), dest.c_str()) != 0) {
     int err = errno;
     remove_temp(temp);
     util::throw_errno(err, "Cannot move the download into " + dest.string());
   }
   ::unlink(sidecar_of(temp).c_str());
+  ::unlink(sidecar_temp_of(temp).c_str());
   util::fsync_dir(dest.parent_path());
-  report(true);
+  if (options.progress) options.progress(ProgressEvent{ctx.repo_id, ctx.file, meta.size, meta.size, true});
 }
 
 // Blob bookkeeping shared by fetch_online and the snapshot downloader.

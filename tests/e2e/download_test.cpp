@@ -10,6 +10,7 @@
 #include "layout/naming.hpp"
 #include "support/fault_server.hpp"
 #include "support/test_support.hpp"
+#include "transfer/journal.hpp"
 #include "util/hash.hpp"
 
 extern char** environ;
@@ -302,8 +303,7 @@ TEST_F(Download, ConcurrentProcessesShareOneDownload) {
   server.set_faults(f);
   std::vector<std::thread> threads;
   std::vector<RunResult> results(8);
-  for (int i = 0; i < 8; ++i)
-    threads.emplace_back([&, i] { results[i] = cli({"download", "org/m", "shared.bin"}); });
+  for (int i = 0; i < 8; ++i) threads.emplace_back([&, i] { results[i] = cli({"download", "org/m", "shared.bin"}); });
   for (auto& t : threads) t.join();
   for (const auto& r : results) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -346,19 +346,19 @@ TEST_F(Download, KilledDownloadResumesNextRunWithOnlyTheRest) {
   pid_t pid;
   ASSERT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()), 0);
 
-  // Wait until part of the body is on disk, then kill -9.
-  const auto blobs = repo_dir("org/m") / "blobs";
-  std::uintmax_t partial = 0;
-  for (int i = 0; i < 200 && partial < 500'000; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::error_code ec;
-    for (auto& p : fs::directory_iterator(blobs, ec))
-      if (p.path().extension() == ".incomplete") partial = fs::file_size(p.path(), ec);
-  }
+  // Wait until part of the body has crossed the wire, then kill -9.
+  for (int i = 0; i < 400 && server.body_bytes_sent() < 1'500'000; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ::kill(pid, SIGKILL);
   int status;
   ::waitpid(pid, &status, 0);
-  ASSERT_GT(partial, 0u);
+  // The temp file is sized up front; its journal says how much of it is there.
+  std::uint64_t partial = 0;
+  for (auto& p : fs::directory_iterator(repo_dir("org/m") / "blobs"))
+    if (p.path().extension() == ".incomplete")
+      if (auto j = transfer::parse_journal(read_file(transfer::sidecar_of(p.path())), fs::file_size(p.path())))
+        partial = j->done.prefix_end();
+  ASSERT_GE(partial, 500'000u);
   EXPECT_FALSE(fs::exists(repo_dir("org/m") / "snapshots" / server.commit_of("org/m") / "model.safetensors"));
 
   server.set_faults({});
@@ -377,8 +377,8 @@ TEST_F(Download, KilledDownloadResumesNextRunWithOnlyTheRest) {
 
 TEST_F(Download, FlatLayoutDownloadsToRepoSlashFile) {
   server.add_file("facebook/sam", "onnx/encoder.onnx", test_bytes(10000, 8), true);
-  auto r = cli({"download", "facebook/sam", "onnx/encoder.onnx", "--layout", "flat", "--cache-dir",
-                (dir / "flat").string()});
+  auto r = cli(
+      {"download", "facebook/sam", "onnx/encoder.onnx", "--layout", "flat", "--cache-dir", (dir / "flat").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(last_line(r.out), (dir / "flat/facebook/sam/onnx/encoder.onnx").string());
   EXPECT_EQ(read_file(last_line(r.out)), test_bytes(10000, 8));

@@ -145,7 +145,7 @@ struct FaultServer::Impl {
     auto range = req.get_header_value("Range");
     // Manual range handling: keep cpp-httplib from slicing a second time.
     const_cast<httplib::Request&>(req).ranges.clear();
-    res.set_header("Accept-Ranges", "bytes");
+    if (!f.omit_accept_ranges) res.set_header("Accept-Ranges", "bytes");
     if (!range.empty() && !f.ignore_range && range.rfind("bytes=", 0) == 0) {
       std::string spec = range.substr(6);
       auto dash = spec.find('-');
@@ -175,16 +175,36 @@ struct FaultServer::Impl {
     }
     auto body = std::make_shared<std::string>(content.substr(start, length));
     if (f.wrong_bytes && !body->empty()) (*body)[body->size() / 2] ^= 0x5a;
+    if (f.corrupt_offset >= 0 && static_cast<std::uint64_t>(f.corrupt_offset) >= start &&
+        static_cast<std::uint64_t>(f.corrupt_offset) < end)
+      (*body)[static_cast<std::size_t>(f.corrupt_offset) - start] ^= 0x5a;
+    // A stall: this body stops at the offset for stall_ms, its connection open.
+    std::int64_t stall_at = -1;
+    if (f.stall_offset >= 0 && static_cast<std::uint64_t>(f.stall_offset) >= start &&
+        static_cast<std::uint64_t>(f.stall_offset) < end) {
+      std::lock_guard lock(mutex);
+      if (faults.stall_count > 0) {
+        --faults.stall_count;
+        stall_at = f.stall_offset - static_cast<std::int64_t>(start);
+      }
+    }
+    const int stall_ms = f.stall_ms;
     const std::int64_t reset_after = reset_this ? f.reset_after : -1;
     const std::int64_t trickle = f.trickle_bps;
     FaultServer* self = owner;
     res.set_content_provider(
         static_cast<std::size_t>(length), "application/octet-stream",
-        [body, reset_after, trickle, self](std::size_t offset, std::size_t len, httplib::DataSink& sink) {
+        [body, reset_after, trickle, self, stall_at, stall_ms](std::size_t offset, std::size_t len,
+                                                                httplib::DataSink& sink) {
           std::size_t chunk = trickle > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(trickle / 20)) : len;
           chunk = std::min(chunk, len);
           if (reset_after >= 0 && offset >= static_cast<std::size_t>(reset_after)) return false;
           if (reset_after >= 0) chunk = std::min(chunk, static_cast<std::size_t>(reset_after) - offset);
+          if (stall_at >= 0 && offset == static_cast<std::size_t>(stall_at)) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(stall_ms));
+          } else if (stall_at >= 0 && offset < static_cast<std::size_t>(stall_at)) {
+            chunk = std::min(chunk, static_cast<std::size_t>(stall_at) - offset);
+          }
           if (trickle > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
           if (!sink.write(body->data() + offset, chunk)) return false;
           self->bytes_sent_ += chunk;
@@ -310,6 +330,16 @@ struct FaultServer::Impl {
       res.set_header("Location", req.target);
       return;
     }
+    bool hop;
+    {
+      std::lock_guard lock(mutex);
+      hop = faults.cdn_redirect_hop;
+    }
+    if (hop && req.target.find("hop=1") == std::string::npos) {
+      res.status = 302;
+      res.set_header("Location", req.target + (req.target.find('?') == std::string::npos ? "?" : "&") + "hop=1");
+      return;
+    }
     res.set_header("ETag", "\"" + sha + "\"");
     serve_body(req, res, content, req.method == "HEAD");
   }
@@ -320,6 +350,8 @@ FaultServer::FaultServer() : impl_(std::make_unique<Impl>()) {
   for (auto* s : {&impl_->hub, &impl_->cdn}) {
     s->new_task_queue = [] { return new httplib::ThreadPool(32); };
     s->set_keep_alive_max_count(100);
+    // Without it a reused connection waits ~40 ms per small answer (Nagle against delayed ACKs).
+    s->set_tcp_nodelay(true);
   }
   impl_->hub.Get(".*", [this](const httplib::Request& q, httplib::Response& r) { impl_->handle_hub(q, r); });
   impl_->hub.set_pre_routing_handler([this](const httplib::Request& q, httplib::Response& r) {

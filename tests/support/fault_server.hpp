@@ -37,6 +37,13 @@ class FaultServer {
     bool cdn_redirect_loop = false;
     std::int64_t lie_size = -1;  // X-Linked-Size / Content-Length announced instead of the real size
     bool no_commit_header = false;
+    // Ranged downloads (tests/e2e/ranged_download_test.cpp):
+    std::int64_t corrupt_offset = -1;  // flip the byte at this file offset in every body that carries it
+    std::int64_t stall_offset = -1;    // a body reaching this file offset sends nothing more for stall_ms
+    int stall_ms = 3000;               // (the connection stays open), then goes on
+    int stall_count = 1;               // bodies that stall before the fault is spent
+    bool omit_accept_ranges = false;   // no Accept-Ranges header on bodies
+    bool cdn_redirect_hop = false;     // the CDN answers 302 to the same path with "hop=1" added, once per URL
   };
 
   FaultServer();
