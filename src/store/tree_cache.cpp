@@ -59,6 +59,7 @@ void write_tree_cache(const RepoCache& cache, const std::string& commit, const s
     doc["format_version"] = 1;
     doc["files"] = std::move(entries);
     auto path = tree_path(cache, commit);
+    cache.refuse_planted_symlinks(path.parent_path());
     util::make_dirs(path.parent_path());
     util::atomic_write(path, doc.dump(1, ' ', true));
   } catch (...) {
