@@ -349,9 +349,17 @@ DeletePlan::Result DeletePlan::execute() const {
   for (std::size_t i = 0; i < blobs.size(); ++i)
     remove_locked(blobs[i], i < blob_locks.size() ? blob_locks[i] : fs::path(),
                   i < blob_bytes.size() ? blob_bytes[i] : 0);
-  for (std::size_t i = 0; i < incomplete.size(); ++i)
+  for (std::size_t i = 0; i < incomplete.size(); ++i) {
     remove_locked(incomplete[i], i < incomplete_locks.size() ? incomplete_locks[i] : fs::path(),
                   i < incomplete_bytes.size() ? incomplete_bytes[i] : 0);
+    // What is named after a deleted partial (its resume sidecar, a half-written copy
+    // of that sidecar) is useless without it.
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(incomplete[i], ec))) continue;
+    const std::string prefix = incomplete[i].filename().string() + ".";
+    for (auto& e : fs::directory_iterator(incomplete[i].parent_path(), ec))
+      if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove(e.path(), ec);
+  }
   return result;
 }
 
