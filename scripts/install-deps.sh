@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config ca-certificates
           libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libgtest-dev libgmock-dev nodejs npm curl)
+  packages+=(libgtest-dev libgmock-dev nodejs npm curl openssl)
 fi
 missing=()
 for p in "${packages[@]}"; do
