@@ -178,6 +178,7 @@ class PlantedSymlink : public Security {
     server.add_file("org/m", "a.txt", "first file");
     server.add_file("org/m", "dir/w.bin", weights, true);
     server.add_file("org/m", "w.bin", weights, true);
+    server.add_file("org/m", "nested/sub/deep.bin", test_bytes(1000, 35), true);
     commit = server.commit_of("org/m");
     // A cache that exists (the folders an attacker sharing it could plant into).
     ASSERT_EQ(cli({"download", "org/m", "a.txt"}).exit_code, 0);
@@ -195,6 +196,18 @@ TEST_F(PlantedSymlink, FolderInASnapshotPointingOutsideIsNotWrittenThrough) {
   EXPECT_NE(r.exit_code, 0) << "refused: " << r.out;
   EXPECT_NE(r.err.find("symlink"), std::string::npos) << r.err;
   r = cli({"download", "org/m"});
+  EXPECT_EQ(outside_state(), before) << "written through: " << shown(outside_state()) << r.err;
+}
+
+// Bug exposed in the download engine (src/transfer/download.cpp): before the blob is
+// fetched, the engine creates the pointer's folders with create_directories, which
+// follows the planted symlink and makes `sub/` outside the cache (the store then
+// refuses to link the file).
+TEST_F(PlantedSymlink, FolderUnderAPlantedFolderIsNotCreatedOutside) {
+  fs::create_directory_symlink(outside(), snapshot() / "nested");
+  const auto before = outside_state();
+  auto r = cli({"download", "org/m", "nested/sub/deep.bin"});
+  EXPECT_NE(r.exit_code, 0) << "refused: " << r.out;
   EXPECT_EQ(outside_state(), before) << "written through: " << shown(outside_state()) << r.err;
 }
 
