@@ -118,6 +118,25 @@ TEST_F(Security, UserFileNamesThatEscapeAreRefusedBeforeAnyRequestOrWrite) {
   EXPECT_TRUE(outside_state().empty());
 }
 
+TEST_F(Security, UserRepoIdsAndRevisionsThatEscapeAreRefusedBeforeAnyRequestOrWrite) {
+  server.add_file("org/m", "a.txt", "fine");
+  for (const std::string& repo : {"../escape", "org/..", "../../x", "/etc", "org/../../x", "org\\x", "..", "org/a/b"}) {
+    auto r = cli({"download", repo, "a.txt"});
+    EXPECT_EQ(r.exit_code, 2) << repo << ": " << r.err;
+    r = cli({"download", repo});
+    EXPECT_EQ(r.exit_code, 2) << repo << ": " << r.err;
+  }
+  for (const std::string& rev : {"../../../escape", "refs/../../x", "/abs", "a//b", "a\\b", ".."}) {
+    auto r = cli({"download", "org/m", "a.txt", "--revision", rev});
+    EXPECT_EQ(r.exit_code, 2) << rev << ": " << r.err;
+    r = cli({"download", "org/m", "--revision", rev});
+    EXPECT_EQ(r.exit_code, 2) << rev << ": " << r.err;
+  }
+  EXPECT_TRUE(server.log().empty()) << server.log().size() << " requests";
+  EXPECT_FALSE(fs::exists(cache())) << "nothing written";
+  EXPECT_TRUE(outside_state().empty());
+}
+
 TEST_F(Security, ServerFileNamesThatEscapeAreRefusedBeforeAnyWrite) {
   for (std::size_t i = 0; i < kEscapingNames.size(); ++i) {
     const std::string repo = "org/evil" + std::to_string(i);
