@@ -384,12 +384,6 @@ DeletePlan::Result DeletePlan::execute() const {
       return;
     }
     result.freed += bytes;
-    // A partial's sidecars (`<name>.incomplete.resume`, the resume record) go with it.
-    const std::string prefix = p.filename().string() + ".";
-    for (fs::directory_iterator it(p.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
-      std::error_code rec;
-      if (it->path().filename().string().rfind(prefix, 0) == 0) fs::remove(it->path(), rec);
-    }
   };
   // Blobs, one repo and one batch at a time: hold the batch's download locks, look
   // at what the remaining snapshots link to *now*, and delete only what nothing
@@ -429,9 +423,17 @@ DeletePlan::Result DeletePlan::execute() const {
       }
     }
   }
-  for (std::size_t i = 0; i < incomplete.size(); ++i)
+  for (std::size_t i = 0; i < incomplete.size(); ++i) {
     remove_locked(incomplete[i], i < incomplete_locks.size() ? incomplete_locks[i] : fs::path(),
                   i < incomplete_bytes.size() ? incomplete_bytes[i] : 0);
+    // What is named after a deleted partial (its resume sidecar, a half-written copy
+    // of that sidecar) is useless without it.
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(incomplete[i], ec))) continue;
+    const std::string prefix = incomplete[i].filename().string() + ".";
+    for (auto& e : fs::directory_iterator(incomplete[i].parent_path(), ec))
+      if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove(e.path(), ec);
+  }
   return result;
 }
 

@@ -84,6 +84,13 @@ int run(DownloadArgs args) {
     if (uri->revision) args.revision = *uri->revision;
     if (!uri->path.empty()) args.files.insert(args.files.begin(), uri->path);
   }
+  // Names (and patterns) that escape the repo folder are refused before any request
+  // or write, however many are given (several names become snapshot patterns).
+  for (const auto& f : args.files) {
+    std::string_view name = f;
+    if (name.size() > 1 && name.back() == '/') name.remove_suffix(1);
+    layout::validate_filename(name);
+  }
   if (!args.local_dir.empty() && !args.cache_dir.empty())
     throw Error(ErrorCode::invalid_argument, "--cache-dir and --local-dir cannot be used together.");
   Options options = to_options(args);

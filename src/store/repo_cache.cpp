@@ -85,10 +85,31 @@ CacheLookup RepoCache::lookup(std::string_view file, std::string_view revision) 
   return out;
 }
 
+void RepoCache::refuse_planted_symlinks(const fs::path& dir) const {
+  const auto rel = dir.lexically_normal().lexically_relative(repo_dir_.lexically_normal());
+  if (rel.empty() || *rel.begin() == "..") return;  // not inside this repo folder
+  fs::path at = repo_dir_;
+  for (const auto& part : rel) {
+    if (part == ".") continue;
+    at /= part;
+    if (at == blobs_dir()) continue;
+    struct stat st;
+    if (::lstat(at.c_str(), &st) != 0) return;  // the rest does not exist yet: nothing to follow
+    if (S_ISLNK(st.st_mode)) {
+      std::error_code ec;
+      auto target = fs::read_symlink(at, ec);
+      throw Error(ErrorCode::io, "Refusing to write through " + at.string() + ", a symlink to " + target.string() +
+                                     " inside the cache (hubcache never creates one there). Remove it and retry.");
+    }
+  }
+}
+
 void RepoCache::write_ref(std::string_view revision, std::string_view commit) const {
   if (!layout::is_commit_hash(commit))
     throw Error(ErrorCode::internal, "refusing to record a non-commit '" + std::string(commit) + "' as a ref");
   auto ref = ref_path(revision);
+  refuse_planted_symlinks(snapshot_dir(commit));
+  refuse_planted_symlinks(ref.parent_path());
   util::make_dirs(snapshot_dir(commit));
   util::make_dirs(ref.parent_path());
   auto current = util::read_small_file(ref);
@@ -102,9 +123,11 @@ void RepoCache::write_ref(std::string_view revision, std::string_view commit) co
 void RepoCache::write_no_exist(std::string_view commit, std::string_view file) const noexcept {
   try {
     auto marker = no_exist_path(commit, file);
+    refuse_planted_symlinks(marker.parent_path());
     std::error_code ec;
     fs::create_directories(marker.parent_path(), ec);
-    int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    refuse_planted_symlinks(marker.parent_path());  // planted while we created the folders
+    int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (fd >= 0) ::close(fd);
   } catch (...) {
   }
@@ -131,7 +154,9 @@ void copy_file_atomically(const fs::path& from, const fs::path& to) {
 }  // namespace
 
 void RepoCache::link_pointer(const fs::path& blob, const fs::path& pointer, bool new_blob) const {
+  refuse_planted_symlinks(pointer.parent_path());
   util::make_dirs(pointer.parent_path());
+  refuse_planted_symlinks(pointer.parent_path());
   if (symlinks_supported(pointer.parent_path())) {
     auto target = layout::relative_link_target(pointer, blob);
     auto tmp = pointer;

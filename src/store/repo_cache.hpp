@@ -68,6 +68,13 @@ class RepoCache {
   // existing one is copied, as Python does.
   void link_pointer(const fs::path& blob, const fs::path& pointer, bool new_blob) const;
 
+  // Throws Error(io) when `dir` or one of its parents below the repo folder is a
+  // symlink: hubcache never creates symlinked folders inside a repo folder, so one
+  // was planted (by mistake, or by someone sharing the cache) and writing through
+  // it would land outside the cache. The cache root, the repo folder and blobs/
+  // themselves may be symlinks (a cache moved to another disk).
+  void refuse_planted_symlinks(const fs::path& dir) const;
+
  private:
   fs::path root_;
   std::string repo_id_;

@@ -77,7 +77,13 @@ std::optional<std::vector<hub::TreeFile>> read_tree_cache(const RepoCache& cache
 
 void write_tree_cache(const RepoCache& cache, const std::string& commit,
                       const std::vector<hub::TreeFile>& files) noexcept {
-  write_tree_file(tree_path(cache, commit), files);
+  const auto path = tree_path(cache, commit);
+  try {
+    cache.refuse_planted_symlinks(path.parent_path());  // never write through a planted trees/ link
+  } catch (...) {
+    return;
+  }
+  write_tree_file(path, files);
 }
 
 }  // namespace hubcache::store

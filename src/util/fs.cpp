@@ -26,7 +26,14 @@ void throw_errno(int err, const std::string& what) {
   if (err == ENOSPC || err == EDQUOT)
     throw Error(ErrorCode::disk_full, what + ": no space left on device. Free some space (see "
                                              "'hubcache gc --max-size') or point HF_HUB_CACHE elsewhere.");
-  throw Error(ErrorCode::io, what + ": " + std::strerror(err));
+  std::string hint;
+  if (err == EROFS)
+    hint =
+        ". A read-only cache still serves the files it has (set HF_HUB_OFFLINE=1 to use it without the Hub); "
+        "to add files, point HF_HUB_CACHE at a writable folder";
+  else if (err == EACCES || err == EPERM)
+    hint = ". Check the permissions of the cache folder (HF_HUB_CACHE), or use one you can write";
+  throw Error(ErrorCode::io, what + ": " + std::strerror(err) + hint + ".");
 }
 
 std::optional<std::string> read_small_file(const std::filesystem::path& file) {

@@ -188,8 +188,8 @@ TEST_F(Ranged, StalledRangeIsRetriedAloneAndTheFileCompletes) {
   server.add_file("org/m", "w.bin", data, true);
   FaultServer::Faults f;
   const std::uint64_t stall = 7 * MiB + 4321;
-  f.stall_offset = static_cast<std::int64_t>(stall);
-  f.stall_ms = 4000;
+  f.offset_stall = static_cast<std::int64_t>(stall);
+  f.offset_stall_ms = 4000;
   server.set_faults(f);
   auto r = cli({"download", "org/m", "w.bin", "--connections", "4"}, {{"HF_HUB_DOWNLOAD_TIMEOUT", "1"}});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -2,10 +2,10 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <set>
-
-#include <chrono>
 #include <thread>
 
 #include "layout/naming.hpp"
@@ -69,8 +69,8 @@ struct FaultServer::Impl {
     if (kind == "revision") {
       nlohmann::json siblings = nlohmann::json::array();
       for (auto& [path, f] : repo.files) siblings.push_back({{"rfilename", path}});
-      res.set_content(nlohmann::json{{"id", repo_id}, {"sha", repo.commit}, {"siblings", siblings}}.dump(),
-                      "application/json");
+      const std::string sha = faults.fake_commit.empty() ? repo.commit : faults.fake_commit;
+      res.set_content(nlohmann::json{{"id", repo_id}, {"sha", sha}, {"siblings", siblings}}.dump(), "application/json");
       return;
     }
     if (kind != "tree") {
@@ -127,7 +127,7 @@ struct FaultServer::Impl {
   // Serves `content` honouring Range (or not), with the configured faults.
   void serve_body(const httplib::Request& req, httplib::Response& res, const std::string& content, bool head) {
     Faults f;
-    bool reset_this = false;
+    bool reset_this = false, stall_this = false, lie_this = false;
     {
       std::lock_guard lock(mutex);
       f = faults;
@@ -138,6 +138,15 @@ struct FaultServer::Impl {
         } else {
           reset_this = true;
         }
+      }
+      if (!head && faults.stall_after >= 0 && faults.stall_ms > 0) {
+        stall_this = true;
+        if (faults.stall_count > 0 && --faults.stall_count == 0) faults.stall_after = -1;
+      }
+      if (!head && faults.content_length_delta != 0) {
+        lie_this = true;
+        if (faults.content_length_delta_count > 0 && --faults.content_length_delta_count == 0)
+          faults.content_length_delta = 0;
       }
     }
     const std::uint64_t total = content.size();
@@ -178,34 +187,58 @@ struct FaultServer::Impl {
     if (f.corrupt_offset >= 0 && static_cast<std::uint64_t>(f.corrupt_offset) >= start &&
         static_cast<std::uint64_t>(f.corrupt_offset) < end)
       (*body)[static_cast<std::size_t>(f.corrupt_offset) - start] ^= 0x5a;
-    // A stall: this body stops at the offset for stall_ms, its connection open.
+    // A stall: this body stops at the offset for offset_stall_ms, its connection open.
     std::int64_t stall_at = -1;
-    if (f.stall_offset >= 0 && static_cast<std::uint64_t>(f.stall_offset) >= start &&
-        static_cast<std::uint64_t>(f.stall_offset) < end) {
+    if (f.offset_stall >= 0 && static_cast<std::uint64_t>(f.offset_stall) >= start &&
+        static_cast<std::uint64_t>(f.offset_stall) < end) {
       std::lock_guard lock(mutex);
-      if (faults.stall_count > 0) {
-        --faults.stall_count;
-        stall_at = f.stall_offset - static_cast<std::int64_t>(start);
+      if (faults.offset_stall_count > 0) {
+        --faults.offset_stall_count;
+        stall_at = f.offset_stall - static_cast<std::int64_t>(start);
       }
     }
-    const int stall_ms = f.stall_ms;
+    const int offset_stall_ms = f.offset_stall_ms;
+    // Where this body stops for good, whatever its Content-Length says.
+    std::size_t cut = body->size();
+    if (f.truncate_at >= 0)
+      cut = static_cast<std::size_t>(std::clamp<std::int64_t>(f.truncate_at - static_cast<std::int64_t>(start), 0,
+                                                              static_cast<std::int64_t>(cut)));
     const std::int64_t reset_after = reset_this ? f.reset_after : -1;
     const std::int64_t trickle = f.trickle_bps;
+    const int interval_ms = f.trickle_interval_ms > 0 ? f.trickle_interval_ms : 50;
+    const std::int64_t stall_after = stall_this ? f.stall_after : -1;
+    const int stall_ms = f.stall_ms;
+    const std::int64_t delta = lie_this ? f.content_length_delta : 0;
+    const auto announced =
+        static_cast<std::size_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(length) + delta));
+    auto stalled = std::make_shared<bool>(false);
     FaultServer* self = owner;
     res.set_content_provider(
-        static_cast<std::size_t>(length), "application/octet-stream",
-        [body, reset_after, trickle, self, stall_at, stall_ms](std::size_t offset, std::size_t len,
-                                                                httplib::DataSink& sink) {
-          std::size_t chunk = trickle > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(trickle / 20)) : len;
-          chunk = std::min(chunk, len);
+        announced, "application/octet-stream",
+        [body, cut, reset_after, trickle, interval_ms, stall_after, stall_ms, stalled, stall_at, offset_stall_ms, delta,
+         announced, self](std::size_t offset, std::size_t len, httplib::DataSink& sink) {
+          if (offset >= cut) return false;  // truncated, or a Content-Length promising more than there is
+          std::size_t chunk =
+              trickle > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(trickle * interval_ms / 1000)) : len;
+          chunk = std::min({chunk, len, cut - offset});
           if (reset_after >= 0 && offset >= static_cast<std::size_t>(reset_after)) return false;
           if (reset_after >= 0) chunk = std::min(chunk, static_cast<std::size_t>(reset_after) - offset);
+          if (stall_after >= 0 && !*stalled) {
+            if (offset >= static_cast<std::size_t>(stall_after)) {
+              *stalled = true;
+              std::this_thread::sleep_for(std::chrono::milliseconds(stall_ms));
+            } else {
+              chunk = std::min(chunk, static_cast<std::size_t>(stall_after) - offset);
+            }
+          }
           if (stall_at >= 0 && offset == static_cast<std::size_t>(stall_at)) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(stall_ms));
+            std::this_thread::sleep_for(std::chrono::milliseconds(offset_stall_ms));
           } else if (stall_at >= 0 && offset < static_cast<std::size_t>(stall_at)) {
             chunk = std::min(chunk, static_cast<std::size_t>(stall_at) - offset);
           }
-          if (trickle > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          // A Content-Length announcing less than the body: the last write sends all of it anyway.
+          if (delta < 0 && offset + chunk >= announced) chunk = cut - offset;
+          if (trickle > 0) std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
           if (!sink.write(body->data() + offset, chunk)) return false;
           self->bytes_sent_ += chunk;
           return true;
@@ -222,6 +255,18 @@ struct FaultServer::Impl {
       ~Logger() { self->record("hub", req, res.status); }
     } logger{this, req, res};
     (void)status_for_log;
+    int stall_ms = 0;
+    {
+      std::lock_guard lock(mutex);
+      if (faults.header_stall_count > 0) {
+        --faults.header_stall_count;
+        stall_ms = faults.header_stall_ms;
+      }
+    }
+    if (stall_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(stall_ms));
+    // Ranges are ours to answer (serve_body): keep cpp-httplib from turning a redirect
+    // or an error to a Range request into a 416 of its own, which the Hub never sends.
+    const_cast<httplib::Request&>(req).ranges.clear();
     if (injected_failure("hub", res)) return;
     if (req.target.rfind("/api/models/", 0) == 0) {
       handle_api(req, res);
@@ -266,7 +311,9 @@ struct FaultServer::Impl {
       res.set_header("X-Error-Message", "Invalid rev id: " + rev);
       return;
     }
-    if (!faults.no_commit_header) res.set_header("X-Repo-Commit", repo.commit);
+    if (!faults.no_commit_header)
+      res.set_header("X-Repo-Commit", faults.fake_commit.empty() ? repo.commit : faults.fake_commit);
+    const std::string fake_etag = faults.fake_etag;
     auto file = repo.files.find(path);
     if (file == repo.files.end()) {
       res.status = 404;
@@ -282,12 +329,12 @@ struct FaultServer::Impl {
       const_cast<httplib::Request&>(req).ranges.clear();
       res.status = 302;
       res.set_header("Location", "http://127.0.0.1:" + std::to_string(cdn_port) + "/" + file->second.etag);
-      res.set_header("X-Linked-Etag", "\"" + file->second.etag + "\"");
+      res.set_header("X-Linked-Etag", "\"" + (fake_etag.empty() ? file->second.etag : fake_etag) + "\"");
       res.set_header("X-Linked-Size", std::to_string(size));
       if (!head) res.set_content("Found. Redirecting", "text/plain");
       return;
     }
-    res.set_header("ETag", "\"" + file->second.etag + "\"");
+    res.set_header("ETag", "\"" + (fake_etag.empty() ? file->second.etag : fake_etag) + "\"");
     std::string content = file->second.content;
     mutex.unlock();
     try {
@@ -306,13 +353,16 @@ struct FaultServer::Impl {
       httplib::Response& res;
       ~Logger() { self->record("cdn", req, res.status); }
     } logger{this, req, res};
+    const_cast<httplib::Request&>(req).ranges.clear();  // as in handle_hub
     if (injected_failure("cdn", res)) return;
     std::string sha = req.target.substr(1, req.target.find('?') - 1);
     std::string content;
     bool loop;
+    std::string redirect_to;
     {
       std::lock_guard lock(mutex);
       loop = faults.cdn_redirect_loop;
+      redirect_to = faults.cdn_redirect_to;
       bool found = false;
       for (auto& [id, repo] : repos)
         for (auto& [p, f] : repo.files)
@@ -334,6 +384,11 @@ struct FaultServer::Impl {
     {
       std::lock_guard lock(mutex);
       hop = faults.cdn_redirect_hop;
+    }
+    if (!redirect_to.empty()) {
+      res.status = 302;
+      res.set_header("Location", redirect_to + req.target);
+      return;
     }
     if (hop && req.target.find("hop=1") == std::string::npos) {
       res.status = 302;

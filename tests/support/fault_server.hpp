@@ -39,11 +39,30 @@ class FaultServer {
     bool no_commit_header = false;
     // Ranged downloads (tests/e2e/ranged_download_test.cpp):
     std::int64_t corrupt_offset = -1;  // flip the byte at this file offset in every body that carries it
-    std::int64_t stall_offset = -1;    // a body reaching this file offset sends nothing more for stall_ms
-    int stall_ms = 3000;               // (the connection stays open), then goes on
-    int stall_count = 1;               // bodies that stall before the fault is spent
+    std::int64_t offset_stall = -1;    // a body reaching this file offset sends nothing more for offset_stall_ms
+    int offset_stall_ms = 3000;        // (the connection stays open), then goes on
+    int offset_stall_count = 1;        // bodies that stall before the fault is spent
     bool omit_accept_ranges = false;   // no Accept-Ranges header on bodies
     bool cdn_redirect_hop = false;     // the CDN answers 302 to the same path with "hop=1" added, once per URL
+    // Body GETs stall: after `stall_after` bytes of a body, nothing for `stall_ms`, then the rest.
+    std::int64_t stall_after = -1;
+    int stall_ms = 0;
+    int stall_count = 0;  // how many body GETs stall (0 = all while stall_after >= 0)
+    // The server's copy is truncated: every body ends at byte `truncate_at` of the file
+    // (resumes included), though its Content-Length promised the whole range.
+    std::int64_t truncate_at = -1;
+    // Body GETs announce Content-Length = real length + delta: > 0 promises more and then
+    // closes, < 0 sends more bytes than announced.
+    std::int64_t content_length_delta = 0;
+    int content_length_delta_count = 0;  // how many body GETs lie (0 = all)
+    int trickle_interval_ms = 0;         // with trickle_bps: one chunk per interval (0 = 50 ms)
+    // The CDN answers 302 to `cdn_redirect_to` + its own target: a redirect chain across hosts.
+    std::string cdn_redirect_to;
+    std::string fake_etag;    // announced instead of the real ETag / X-Linked-Etag
+    std::string fake_commit;  // announced instead of the real commit (X-Repo-Commit, revision API)
+    // The hub sits on the next `header_stall_count` requests for `header_stall_ms` before answering.
+    int header_stall_ms = 0;
+    int header_stall_count = 0;
   };
 
   FaultServer();

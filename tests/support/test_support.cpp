@@ -49,8 +49,7 @@ bool scrubbed(const std::string& name) {
 }
 }  // namespace
 
-RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::optional<std::string>>& env,
-              std::chrono::seconds timeout, const std::string& stdin_data) {
+std::vector<std::string> child_environment(const std::map<std::string, std::optional<std::string>>& env) {
   std::map<std::string, std::string> vars;
   for (char** e = environ; *e; ++e) {
     std::string kv = *e;
@@ -67,6 +66,35 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
   }
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : vars) env_strings.push_back(k + "=" + v);
+  return env_strings;
+}
+
+pid_t spawn_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env,
+                const fs::path& output) {
+  std::vector<std::string> env_strings = child_environment(env);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv{cli_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid;
+  int rc = ::posix_spawn(&pid, cargv[0], &actions, nullptr, cargv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
+  return pid;
+}
+
+RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::optional<std::string>>& env,
+              std::chrono::seconds timeout, const std::string& stdin_data) {
+  std::vector<std::string> env_strings = child_environment(env);
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);

@@ -1,6 +1,8 @@
 // Helpers shared by the unit and end-to-end tests.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -45,6 +47,12 @@ RunResult run_cli(const std::vector<std::string>& args,
                   const std::map<std::string, std::optional<std::string>>& env = {},
                   std::chrono::seconds timeout = std::chrono::seconds(120));
 std::string cli_path();
+// The environment run() gives a child: the parent's minus the scrubbed variables, plus `env`.
+std::vector<std::string> child_environment(const std::map<std::string, std::optional<std::string>>& env);
+// Starts the CLI without waiting (stdin /dev/null, stdout and stderr appended to
+// `output`); the caller kills and reaps it (kill, waitpid).
+pid_t spawn_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env,
+                const fs::path& output = "/dev/null");
 
 // Starts the CLI in the background (same environment rules as run(); stdin, stdout
 // and stderr on /dev/null) and returns its pid: for tests that kill -9 it or race it.
