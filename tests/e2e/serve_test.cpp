@@ -1052,3 +1052,73 @@ TEST(ServeRobustness, IdleConnectionsSlowReadersAndHugeHeadersDoNotStarveOthers)
   for (int fd : fds) ::close(fd);
   EXPECT_EQ(server.stop(SIGTERM), 0);
 }
+
+// Blob names: git blob sha1 for regular files, sha256 for LFS files, chosen by the
+// weight-format patterns and by size (over 10 MB by default, --lfs-threshold to change).
+TEST(Import, LfsByPatternAndBySizeWithAConfigurableThreshold) {
+  TempDir dir;
+  const std::map<std::string, std::string> files = {
+      {"big.txt", test_bytes(10'000'001, 1)},    // over 10 MB: LFS
+      {"exact.txt", test_bytes(10'000'000, 2)},  // 10 MB exactly: regular
+      {"weights/w.gguf", "gguf"},
+      {"model.pt", "pt"},
+      {"sub/model.onnx", "onnx"},
+      {"m.safetensors", "st"},
+      {"pytorch_model.bin", "bin"},
+      {"notes.md", std::string(2000, 'n')},
+  };
+  for (const auto& [p, c] : files) write_file(dir / "src" / p, c);
+  auto blob_of = [&](const std::string& cache, const std::string& commit, const std::string& p) {
+    return fs::read_symlink(dir / cache / "models--org--m/snapshots" / commit / p).filename().string();
+  };
+  auto r = run_cli({"import", (dir / "src").string(), "--repo", "org/m", "--cache-dir", (dir / "a").string(), "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string commit = last_line(r.out);
+  for (const auto& [p, c] : files) {
+    const bool lfs = p != "exact.txt" && p != "notes.md";
+    EXPECT_EQ(blob_of("a", commit, p), lfs ? util::sha256_hex(c) : util::git_blob_sha1_hex(c)) << p;
+  }
+  r = run_cli({"import", (dir / "src").string(), "--repo", "org/m", "--cache-dir", (dir / "b").string(),
+               "--lfs-threshold", "1000", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  commit = last_line(r.out);
+  EXPECT_EQ(blob_of("b", commit, "notes.md"), util::sha256_hex(files.at("notes.md")));
+  EXPECT_EQ(blob_of("b", commit, "exact.txt"), util::sha256_hex(files.at("exact.txt")));
+  r = run_cli({"import", (dir / "src").string(), "--repo", "org/m", "--cache-dir", (dir / "c").string(),
+               "--lfs-threshold", "20000000", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  commit = last_line(r.out);
+  EXPECT_EQ(blob_of("c", commit, "big.txt"), util::git_blob_sha1_hex(files.at("big.txt")));
+  EXPECT_EQ(blob_of("c", commit, "model.pt"), util::sha256_hex("pt")) << "patterns hold whatever the size";
+}
+
+// "Exactly as a download would have": the repo folder hubcache import writes and the
+// one a download through hubcache serve writes hold the same blobs, refs and links.
+TEST(Import, WritesTheSameRepoFolderAsADownload) {
+  TempDir dir;
+  write_file(dir / "src/config.json", "{}\n");
+  write_file(dir / "src/onnx/model.onnx", test_bytes(300000, 4));
+  write_file(dir / "src/a/b/c.txt", "nested\n");
+  write_file(dir / "src/empty.txt", "");
+  auto r =
+      run_cli({"import", (dir / "src").string(), "--repo", "org/m", "--cache-dir", (dir / "imported").string(), "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ServeProcess server(dir / "imported", {"--no-access-log"});
+  r = run_cli({"download", "org/m", "-q"},
+              {{"HF_ENDPOINT", server.url()}, {"HF_HUB_CACHE", (dir / "downloaded").string()}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto listing = [](const fs::path& repo) {
+    std::map<std::string, std::string> out;
+    for (const char* part : {"blobs", "refs", "snapshots"})
+      for (auto it = fs::recursive_directory_iterator(repo / part); it != fs::recursive_directory_iterator(); ++it) {
+        auto rel = it->path().lexically_relative(repo).generic_string();
+        out[rel] = it->is_symlink()     ? "-> " + fs::read_symlink(it->path()).string()
+                   : it->is_directory() ? "dir"
+                                        : read_file(it->path());
+      }
+    return out;
+  };
+  EXPECT_EQ(listing(dir / "imported/models--org--m"), listing(dir / "downloaded/models--org--m"));
+  EXPECT_TRUE(fs::exists(dir / "imported/CACHEDIR.TAG"));
+  EXPECT_EQ(read_file(dir / "imported/CACHEDIR.TAG"), read_file(dir / "downloaded/CACHEDIR.TAG"));
+}
