@@ -441,3 +441,27 @@ TEST(OfflineCli, SeedFixtureIsExactlyTheSeedTree) {
   for (auto& e : fs::directory_iterator(dir.path())) top.push_back(e.path().filename().string());
   EXPECT_EQ(top, std::vector<std::string>{"models--xiaoyao9184--image-faulty"});
 }
+
+// Layout::flat without --cache-dir: {root}/{repo}/{file} with the root under the user
+// cache dir, $XDG_CACHE_HOME/<app>, else ~/.cache/<app> (the CLI's app is "hubcache").
+TEST(OfflineCli, FlatLayoutRootDefaultsToTheUserCacheDir) {
+  TempDir dir;
+  write_file(dir / "xdg/hubcache/facebook/sam2.1-hiera-tiny/sam2.1_hiera_tiny.encoder.onnx", "enc");
+  write_file(dir / "home/.cache/hubcache/facebook/sam2.1-hiera-tiny/onnx/decoder.onnx", "dec");
+  auto r = run_cli({"download", "facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.encoder.onnx", "--layout", "flat",
+                    "--offline", "-q"},
+                   {{"XDG_CACHE_HOME", (dir / "xdg").string()}, {"HOME", (dir / "home").string()}});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, (dir / "xdg/hubcache/facebook/sam2.1-hiera-tiny/sam2.1_hiera_tiny.encoder.onnx").string() + "\n");
+  r = run_cli({"path", "facebook/sam2.1-hiera-tiny", "onnx/decoder.onnx", "--layout", "flat"},
+              {{"HOME", (dir / "home").string()}});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, (dir / "home/.cache/hubcache/facebook/sam2.1-hiera-tiny/onnx/decoder.onnx").string() + "\n");
+  r = run_cli({"path", "facebook/sam2.1-hiera-tiny", "onnx/missing.onnx", "--layout", "flat"},
+              {{"HOME", (dir / "home").string()}});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("onnx/missing.onnx"), std::string::npos) << r.err;
+  // The hub cache root of the same environment is another folder entirely.
+  r = run_cli({"env"}, {{"HOME", (dir / "home").string()}});
+  EXPECT_NE(r.out.find((dir / "home/.cache/huggingface/hub").string()), std::string::npos) << r.out;
+}
