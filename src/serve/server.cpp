@@ -27,6 +27,8 @@
 #include "hubcache/error.hpp"
 #include "layout/naming.hpp"
 #include "store/importer.hpp"
+#include "store/repo_cache.hpp"
+#include "store/tree_cache.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 
@@ -332,9 +334,15 @@ struct Server::Impl {
   struct Hashed {
     std::uint64_t size;
     std::int64_t mtime;
-    std::string git_sha1, sha256;
+    std::string etag;
   };
-  std::map<std::string, Hashed> hashes;       // real path -> hashes of real files in snapshots
+  std::map<std::string, Hashed> hashes;  // real path -> blob name of real files in snapshots
+  struct Listing {
+    bool loaded = false;
+    std::int64_t mtime = 0;
+    std::map<std::string, hub::TreeFile> files;
+  };
+  std::map<std::string, Listing> listings;    // trees/<commit>.json -> its files
   std::map<std::string, fs::path> by_sha256;  // CDN index
 
   // ---- the cache -----------------------------------------------------------------------
@@ -395,18 +403,7 @@ struct Server::Impl {
       auto name = fs::read_symlink(pointer, ec).filename().string();
       if (layout::is_hex(name) && (name.size() == 40 || name.size() == 64)) etag = name;
     }
-    if (etag.empty()) {
-      // A real file (no-symlink cache): hash it once per (size, mtime).
-      struct stat st {};
-      ::stat(real.c_str(), &st);
-      std::lock_guard lock(mutex);
-      auto& h = hashes[real.string()];
-      if (h.git_sha1.empty() || h.size != f.size || h.mtime != st.st_mtime) {
-        h = Hashed{f.size, st.st_mtime, util::hash_file(real, util::HashKind::git_blob_sha1), ""};
-        if (store::is_lfs_path(path) || f.size > 10'000'000) h.sha256 = util::hash_file(real, util::HashKind::sha256);
-      }
-      etag = h.sha256.empty() ? h.git_sha1 : h.sha256;
-    }
+    if (etag.empty()) etag = real_file_etag(repo, commit, path, real, f.size);
     if (etag.size() == 64) {
       f.sha256 = etag;
       std::string lfs_pointer =
@@ -419,6 +416,53 @@ struct Server::Impl {
       f.oid = etag;
     }
     return f;
+  }
+
+  // The entry of trees/<commit>.json (Python's cached listing) for a path, if any.
+  std::optional<hub::TreeFile> listed_file(const fs::path& repo, const std::string& commit, const std::string& path) {
+    const fs::path file = repo / "trees" / (commit + ".json");
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return std::nullopt;
+    auto name = layout::parse_repo_folder_name(repo.filename().string());
+    if (!name) return std::nullopt;
+    std::lock_guard lock(mutex);
+    auto& listing = listings[file.string()];
+    if (!listing.loaded || listing.mtime != st.st_mtime) {
+      listing = Listing{true, st.st_mtime, {}};
+      try {
+        if (auto files = store::read_tree_cache(store::RepoCache(root, name->second, name->first), commit))
+          for (auto& t : *files) listing.files.emplace(t.path, std::move(t));
+      } catch (const Error&) {
+      }
+    }
+    auto it = listing.files.find(path);
+    if (it == listing.files.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // The blob name of a real file in snapshots/ (a cache written without symlinks, where
+  // Python moved the blob there): from trees/<commit>.json when it lists the file with
+  // this size, else by hashing it, once per (size, mtime), outside the lock so a large
+  // file never stalls other requests. Without a listing a file is LFS by its name or
+  // size, as hubcache import decides.
+  std::string real_file_etag(const fs::path& repo, const std::string& commit, const std::string& path,
+                             const fs::path& real, std::uint64_t size) {
+    if (auto listed = listed_file(repo, commit, path); listed && listed->size == size) {
+      const std::string& e = listed->etag();
+      if (layout::is_hex(e) && (e.size() == 40 || e.size() == 64)) return e;
+    }
+    struct stat st {};
+    ::stat(real.c_str(), &st);
+    {
+      std::lock_guard lock(mutex);
+      auto it = hashes.find(real.string());
+      if (it != hashes.end() && it->second.size == size && it->second.mtime == st.st_mtime) return it->second.etag;
+    }
+    const bool lfs = store::is_lfs_path(path) || size > 10'000'000;
+    std::string etag = util::hash_file(real, lfs ? util::HashKind::sha256 : util::HashKind::git_blob_sha1);
+    std::lock_guard lock(mutex);
+    hashes[real.string()] = Hashed{size, st.st_mtime, etag};
+    return etag;
   }
 
   // Every file of a snapshot, sorted by path.

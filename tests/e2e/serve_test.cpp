@@ -1122,3 +1122,56 @@ TEST(Import, WritesTheSameRepoFolderAsADownload) {
   EXPECT_TRUE(fs::exists(dir / "imported/CACHEDIR.TAG"));
   EXPECT_EQ(read_file(dir / "imported/CACHEDIR.TAG"), read_file(dir / "downloaded/CACHEDIR.TAG"));
 }
+
+// A cache written without symlinks (HF_HUB_DISABLE_SYMLINKS, Windows, some NAS mounts):
+// real files in snapshots/, no blob names. The server names them by hashing, or from
+// Python's trees/<commit>.json listing when it has one, and clients download them.
+TEST(ServeDegraded, RealFilesInSnapshotsAreServedUnderTheirHashes) {
+  TempDir dir;
+  CacheBuilder b(dir / "cache", "org/nas");
+  const auto c = fake_commit(7);
+  const std::string cfg = "{\"x\": 1}\n", weights = test_bytes(300000, 8), listed = "small, but LFS upstream\n";
+  b.add_file(c, "config.json", cfg, false, CacheBuilder::LinkStyle::real_file);
+  b.add_file(c, "model.onnx", weights, true, CacheBuilder::LinkStyle::real_file);
+  b.add_file(c, "data/notes.txt", listed, true, CacheBuilder::LinkStyle::real_file);
+  b.set_ref("main", c);
+  // Python's listing says notes.txt is an LFS file; neither its name nor its size does.
+  const std::string pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + util::sha256_hex(listed) +
+                              "\nsize " + std::to_string(listed.size()) + "\n";
+  json tree = {{"format_version", 1},
+               {"files",
+                {{"data/notes.txt",
+                  {{"size", listed.size()},
+                   {"blob_id", util::git_blob_sha1_hex(pointer)},
+                   {"lfs_sha256", util::sha256_hex(listed)},
+                   {"lfs_size", listed.size()}}}}}};
+  write_file(b.repo_dir() / "trees" / (c + ".json"), tree.dump(1));
+  ServeProcess server(dir / "cache", {"--no-access-log"});
+
+  auto r = raw(server.port(), "HEAD", "/org/nas/resolve/main/config.json");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("etag"), "\"" + util::git_blob_sha1_hex(cfg) + "\"");
+  r = raw(server.port(), "HEAD", "/org/nas/resolve/main/model.onnx");
+  EXPECT_EQ(r.status, 302);
+  EXPECT_EQ(r.header("x-linked-etag"), "\"" + util::sha256_hex(weights) + "\"");
+  auto [host, cdn_port] = split_host_port(r.header("location"));
+  EXPECT_TRUE(raw(cdn_port, "GET", path_of(r.header("location"))).body == weights);
+  r = raw(server.port(), "HEAD", "/org/nas/resolve/main/data/notes.txt");
+  EXPECT_EQ(r.status, 302) << "LFS, as trees/<commit>.json says";
+  EXPECT_EQ(r.header("x-linked-etag"), "\"" + util::sha256_hex(listed) + "\"");
+  auto t = json::parse(raw(server.port(), "GET", "/api/models/org/nas/tree/main/data").body);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0]["oid"], util::git_blob_sha1_hex(pointer));
+
+  TempDir other;
+  auto run = run_cli({"download", "org/nas", "-q"},
+                     {{"HF_ENDPOINT", server.url()}, {"HF_HUB_CACHE", (other / "cache").string()}});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const fs::path snap = last_line(run.out);
+  EXPECT_EQ(read_file(snap / "config.json"), cfg);
+  EXPECT_TRUE(read_file(snap / "model.onnx") == weights);
+  EXPECT_EQ(read_file(snap / "data/notes.txt"), listed);
+  EXPECT_EQ(fs::read_symlink(snap / "data/notes.txt").filename().string(), util::sha256_hex(listed));
+  run = run_cli({"verify", "org/nas", "--cache-dir", (other / "cache").string()});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+}
