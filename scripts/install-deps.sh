@@ -22,7 +22,10 @@ fi
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   SUDO=""
-  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "error: run this as root, or install sudo, to apt-get install: ${missing[*]}" >&2; exit 1; }
+    SUDO="sudo"
+  fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -13,7 +13,7 @@ build="${HUBCACHE_SETUP_BUILD_DIR:-build}"
 # An existing build folder (say, the test suite's) is kept as it is configured.
 [[ -f $build/CMakeCache.txt ]] ||
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHUBCACHE_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" --target hubcache_cli
+cmake --build "$build" --target hubcache_cli >&2  # progress on stderr: stdout is the path alone
 repo="${1:-xiaoyao9184/image-faulty}"
 shift || true
 echo "downloading ${repo} from ${HF_ENDPOINT:-https://huggingface.co} into the cache..." >&2

@@ -1,18 +1,23 @@
 #include "serve/server.hpp"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -22,6 +27,8 @@
 #include "hubcache/error.hpp"
 #include "layout/naming.hpp"
 #include "store/importer.hpp"
+#include "store/repo_cache.hpp"
+#include "store/tree_cache.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 
@@ -218,6 +225,101 @@ bool param_true(const httplib::Request& req, const char* name) {
 
 thread_local std::chrono::steady_clock::time_point request_start;
 
+// ---- the connection's socket, for sendfile --------------------------------------------
+// cpp-httplib gives a content provider only a DataSink, never the socket. The socket
+// is found by the request's full address pair (remote and local address and port,
+// unique per TCP connection on this host), once per connection and thread, and
+// re-checked with two system calls on every use. When it cannot be found, bodies go
+// through the DataSink instead.
+
+std::optional<std::pair<std::string, int>> endpoint(const sockaddr_storage& a) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (a.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(a);
+    if (!::inet_ntop(AF_INET, &in.sin_addr, buf, sizeof buf)) return std::nullopt;
+    return std::make_pair(std::string(buf), static_cast<int>(ntohs(in.sin_port)));
+  }
+  if (a.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(a);
+    if (!::inet_ntop(AF_INET6, &in6.sin6_addr, buf, sizeof buf)) return std::nullopt;
+    return std::make_pair(std::string(buf), static_cast<int>(ntohs(in6.sin6_port)));
+  }
+  return std::nullopt;
+}
+
+bool is_request_socket(int fd, const httplib::Request& req) {
+  sockaddr_storage peer{}, local{};
+  socklen_t peer_len = sizeof peer, local_len = sizeof local;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0)
+    return false;
+  auto p = endpoint(peer), l = endpoint(local);
+  return p && l && p->second == req.remote_port && l->second == req.local_port && p->first == req.remote_addr &&
+         l->first == req.local_addr;
+}
+
+int request_socket(const httplib::Request& req) {
+  thread_local int cached = -1;
+  if (cached >= 0 && is_request_socket(cached, req)) return cached;
+  cached = -1;
+  DIR* fds = ::opendir("/proc/self/fd");
+  if (!fds) return -1;
+  while (const dirent* e = ::readdir(fds)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd <= 2 || fd == ::dirfd(fds)) continue;
+    if (is_request_socket(static_cast<int>(fd), req)) {
+      cached = static_cast<int>(fd);
+      break;
+    }
+  }
+  ::closedir(fds);
+  return cached;
+}
+
+// A file being sent: one descriptor for the whole response.
+struct OpenFile {
+  int fd = -1;
+  explicit OpenFile(const fs::path& p) : fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd >= 0) ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  }
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+};
+
+// Bodies this large go out with sendfile(2); smaller ones through cpp-httplib, which
+// keeps the connection alive (a sendfile response ends with "Connection: close",
+// since cpp-httplib cannot be told the bytes were sent behind its back).
+constexpr std::uint64_t kSendfileMin = 1 << 20;
+constexpr std::size_t kChunk = 8 << 20;
+
+// The request target for the access log, with credentials in the query masked
+// (the CDN's `sig`, any `*token*` parameter).
+std::string loggable_target(const std::string& target) {
+  auto q = target.find('?');
+  if (q == std::string::npos) return target;
+  std::string out = target.substr(0, q + 1);
+  std::size_t a = q + 1;
+  while (a <= target.size()) {
+    auto b = target.find('&', a);
+    if (b == std::string::npos) b = target.size();
+    std::string param = target.substr(a, b - a);
+    auto eq = param.find('=');
+    std::string name = param.substr(0, eq);
+    std::string lower = name;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (eq != std::string::npos && (lower == "sig" || lower.find("token") != std::string::npos))
+      param = name + "=REDACTED";
+    if (a > q + 1) out += '&';
+    out += param;
+    a = b + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -232,9 +334,15 @@ struct Server::Impl {
   struct Hashed {
     std::uint64_t size;
     std::int64_t mtime;
-    std::string git_sha1, sha256;
+    std::string etag;
   };
-  std::map<std::string, Hashed> hashes;       // real path -> hashes of real files in snapshots
+  std::map<std::string, Hashed> hashes;  // real path -> blob name of real files in snapshots
+  struct Listing {
+    bool loaded = false;
+    std::int64_t mtime = 0;
+    std::map<std::string, hub::TreeFile> files;
+  };
+  std::map<std::string, Listing> listings;    // trees/<commit>.json -> its files
   std::map<std::string, fs::path> by_sha256;  // CDN index
 
   // ---- the cache -----------------------------------------------------------------------
@@ -295,22 +403,11 @@ struct Server::Impl {
       auto name = fs::read_symlink(pointer, ec).filename().string();
       if (layout::is_hex(name) && (name.size() == 40 || name.size() == 64)) etag = name;
     }
-    if (etag.empty()) {
-      // A real file (no-symlink cache): hash it once per (size, mtime).
-      struct stat st {};
-      ::stat(real.c_str(), &st);
-      std::lock_guard lock(mutex);
-      auto& h = hashes[real.string()];
-      if (h.git_sha1.empty() || h.size != f.size || h.mtime != st.st_mtime) {
-        h = Hashed{f.size, st.st_mtime, util::hash_file(real, util::HashKind::git_blob_sha1), ""};
-        if (store::is_lfs_path(path) || f.size > 10'000'000) h.sha256 = util::hash_file(real, util::HashKind::sha256);
-      }
-      etag = h.sha256.empty() ? h.git_sha1 : h.sha256;
-    }
+    if (etag.empty()) etag = real_file_etag(repo, commit, path, real, f.size);
     if (etag.size() == 64) {
       f.sha256 = etag;
-      std::string lfs_pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + etag + "\nsize " +
-                                std::to_string(f.size) + "\n";
+      std::string lfs_pointer =
+          "version https://git-lfs.github.com/spec/v1\noid sha256:" + etag + "\nsize " + std::to_string(f.size) + "\n";
       f.pointer_size = lfs_pointer.size();
       f.oid = util::git_blob_sha1_hex(lfs_pointer);
       std::lock_guard lock(mutex);
@@ -319,6 +416,53 @@ struct Server::Impl {
       f.oid = etag;
     }
     return f;
+  }
+
+  // The entry of trees/<commit>.json (Python's cached listing) for a path, if any.
+  std::optional<hub::TreeFile> listed_file(const fs::path& repo, const std::string& commit, const std::string& path) {
+    const fs::path file = repo / "trees" / (commit + ".json");
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return std::nullopt;
+    auto name = layout::parse_repo_folder_name(repo.filename().string());
+    if (!name) return std::nullopt;
+    std::lock_guard lock(mutex);
+    auto& listing = listings[file.string()];
+    if (!listing.loaded || listing.mtime != st.st_mtime) {
+      listing = Listing{true, st.st_mtime, {}};
+      try {
+        if (auto files = store::read_tree_cache(store::RepoCache(root, name->second, name->first), commit))
+          for (auto& t : *files) listing.files.emplace(t.path, std::move(t));
+      } catch (const Error&) {
+      }
+    }
+    auto it = listing.files.find(path);
+    if (it == listing.files.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // The blob name of a real file in snapshots/ (a cache written without symlinks, where
+  // Python moved the blob there): from trees/<commit>.json when it lists the file with
+  // this size, else by hashing it, once per (size, mtime), outside the lock so a large
+  // file never stalls other requests. Without a listing a file is LFS by its name or
+  // size, as hubcache import decides.
+  std::string real_file_etag(const fs::path& repo, const std::string& commit, const std::string& path,
+                             const fs::path& real, std::uint64_t size) {
+    if (auto listed = listed_file(repo, commit, path); listed && listed->size == size) {
+      const std::string& e = listed->etag();
+      if (layout::is_hex(e) && (e.size() == 40 || e.size() == 64)) return e;
+    }
+    struct stat st {};
+    ::stat(real.c_str(), &st);
+    {
+      std::lock_guard lock(mutex);
+      auto it = hashes.find(real.string());
+      if (it != hashes.end() && it->second.size == size && it->second.mtime == st.st_mtime) return it->second.etag;
+    }
+    const bool lfs = store::is_lfs_path(path) || size > 10'000'000;
+    std::string etag = util::hash_file(real, lfs ? util::HashKind::sha256 : util::HashKind::git_blob_sha1);
+    std::lock_guard lock(mutex);
+    hashes[real.string()] = Hashed{size, st.st_mtime, etag};
+    return etag;
   }
 
   // Every file of a snapshot, sorted by path.
@@ -342,13 +486,18 @@ struct Server::Impl {
     e["size"] = f.size;
     if (f.lfs()) e["lfs"] = {{"oid", f.sha256}, {"size", f.size}, {"pointerSize", f.pointer_size}};
     e["path"] = f.path;
-    if (expand) e["lastCommit"] = {{"id", commit}, {"title", "Snapshot " + commit.substr(0, 7)}, {"date", iso_date(date)}};
+    if (expand)
+      e["lastCommit"] = {{"id", commit}, {"title", "Snapshot " + commit.substr(0, 7)}, {"date", iso_date(date)}};
     return e;
   }
 
   json dir_json(const std::string& dir, const std::string& commit, bool expand, std::time_t date) const {
-    json e = {{"type", "directory"}, {"oid", util::git_blob_sha1_hex("tree " + commit + " " + dir)}, {"size", 0}, {"path", dir}};
-    if (expand) e["lastCommit"] = {{"id", commit}, {"title", "Snapshot " + commit.substr(0, 7)}, {"date", iso_date(date)}};
+    json e = {{"type", "directory"},
+              {"oid", util::git_blob_sha1_hex("tree " + commit + " " + dir)},
+              {"size", 0},
+              {"path", dir}};
+    if (expand)
+      e["lastCommit"] = {{"id", commit}, {"title", "Snapshot " + commit.substr(0, 7)}, {"date", iso_date(date)}};
     return e;
   }
 
@@ -414,10 +563,12 @@ struct Server::Impl {
     std::error_code ec;
     if (!fs::is_directory(repo / "snapshots", ec)) {
       // Like the Hub: anonymous callers cannot tell a missing repo from a private one.
-      if (req.has_header("Authorization"))
+      if (req.has_header("Authorization")) {
         error(res, 404, "RepoNotFound", "Repository not found", api);
-      else
+      } else {
+        res.set_header("WWW-Authenticate", "Bearer realm=\"Authentication required\", charset=\"UTF-8\"");
         error(res, 401, "RepoNotFound", "Repository not found", api);
+      }
       return false;
     }
     if (route.action == "refs") return true;
@@ -480,19 +631,42 @@ struct Server::Impl {
       }
     }
     const std::uint64_t length = end - start;
-    auto path = std::make_shared<std::string>(real.string());
-    // Constant memory: 1 MiB at a time straight from the file.
-    res.set_content_provider(
-        static_cast<std::size_t>(length), content_type,
-        [path, start](std::size_t offset, std::size_t len, httplib::DataSink& sink) {
-          int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
-          if (fd < 0) return false;
-          std::vector<char> buf(std::min<std::size_t>(len, 1 << 20));
-          ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(start + offset));
-          ::close(fd);
-          if (n <= 0) return false;
-          return sink.write(buf.data(), static_cast<std::size_t>(n));
-        });
+    if (length == 0) {  // an empty file: cpp-httplib sends no Content-Length for an empty provider
+      res.set_content("", content_type);
+      return;
+    }
+    auto file = std::make_shared<OpenFile>(real);
+    if (file->fd < 0) {
+      error(res, 500, "", "Cannot read the file from the cache.", false);
+      return;
+    }
+    if (req.method == "GET" && length >= kSendfileMin) {
+      if (int sock = request_socket(req); sock >= 0) {
+        res.set_header("Connection", "close");
+        auto next = std::make_shared<off_t>(static_cast<off_t>(start));
+        const auto stop = static_cast<off_t>(end);
+        // One chunk per call, so cpp-httplib can stop between chunks on shutdown. The
+        // socket has cpp-httplib's send timeout, so a stalled client ends the transfer.
+        res.set_content_provider(static_cast<std::size_t>(length), content_type,
+                                 [file, sock, next, stop](std::size_t, std::size_t, httplib::DataSink& sink) {
+                                   if (!sink.is_writable()) return false;
+                                   const auto want = std::min<off_t>(kChunk, stop - *next);
+                                   ssize_t n = ::sendfile(sock, file->fd, next.get(), static_cast<std::size_t>(want));
+                                   // Done (or failed): false ends the response and closes the connection.
+                                   return n > 0 && *next < stop;
+                                 });
+        return;
+      }
+    }
+    // Constant memory: one buffer per response, filled straight from the file.
+    auto buf = std::make_shared<std::vector<char>>(std::min<std::uint64_t>(length, 1 << 20));
+    res.set_content_provider(static_cast<std::size_t>(length), content_type,
+                             [file, buf, start](std::size_t offset, std::size_t len, httplib::DataSink& sink) {
+                               ssize_t n = ::pread(file->fd, buf->data(), std::min(len, buf->size()),
+                                                   static_cast<off_t>(start + offset));
+                               if (n <= 0) return false;
+                               return sink.write(buf->data(), static_cast<std::size_t>(n));
+                             });
   }
 
   std::string host_for_redirect(const httplib::Request& req) const {
@@ -575,7 +749,8 @@ struct Server::Impl {
     // expand=a&expand=b (or expand[]=): exactly {_id, id} plus the requested keys.
     std::vector<std::string> expand;
     for (const char* key : {"expand", "expand[]"})
-      for (std::size_t i = 0, n = req.get_param_value_count(key); i < n; ++i) expand.push_back(req.get_param_value(key, i));
+      for (std::size_t i = 0, n = req.get_param_value_count(key); i < n; ++i)
+        expand.push_back(req.get_param_value(key, i));
     json out = full;
     if (!expand.empty()) {
       out = {{"_id", full["_id"]}, {"id", id}};
@@ -668,7 +843,8 @@ struct Server::Impl {
       // application/x-www-form-urlencoded: paths=a&paths=b&expand=true
       httplib::Params params;
       httplib::detail::parse_query_text(req.body, params);
-      for (auto it = params.find("paths"); it != params.end() && it->first == "paths"; ++it) paths.push_back(it->second);
+      for (auto it = params.find("paths"); it != params.end() && it->first == "paths"; ++it)
+        paths.push_back(it->second);
       auto e = params.find("expand");
       expand = e != params.end() && (e->second == "true" || e->second == "True" || e->second == "1");
     }
@@ -764,8 +940,8 @@ struct Server::Impl {
   }
 
   void handle_cdn(const httplib::Request& req, httplib::Response& res) {
-    std::string sha = req.target.substr(1, req.target.find('?') == std::string::npos ? std::string::npos
-                                                                                   : req.target.find('?') - 1);
+    std::string sha =
+        req.target.substr(1, req.target.find('?') == std::string::npos ? std::string::npos : req.target.find('?') - 1);
     if (sha.size() != 64 || !layout::is_hex(sha)) {
       res.status = 404;
       res.set_content("Not found", "text/plain");
@@ -794,8 +970,8 @@ struct Server::Impl {
     std::string bytes = res.get_header_value("Content-Length");
     if (bytes.empty()) bytes = std::to_string(res.body.size());
     // Method, target, status, bytes, time. Headers (and so tokens) are never logged.
-    std::fprintf(stderr, "%s %s %s %d %s %.1fms\n", server, req.method.c_str(), req.target.c_str(), res.status,
-                 bytes.c_str(), ms);
+    std::fprintf(stderr, "%s %s %s %d %s %.1fms\n", server, req.method.c_str(), loggable_target(req.target).c_str(),
+                 res.status, bytes.c_str(), ms);
   }
 };
 
@@ -825,8 +1001,15 @@ void Server::start() {
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
       s.listen_sockets.push_back(sock);
     });
-    srv->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    const bool is_cdn = srv == &s.cdn;
+    srv->set_pre_routing_handler([is_cdn](const httplib::Request& req, httplib::Response&) {
       request_start = std::chrono::steady_clock::now();
+      // File bodies (and the resolve endpoint's redirects and errors) are never
+      // compressed, as on the Hub: clients check sizes and range offsets in raw bytes.
+      // The packaged cpp-httplib compresses whenever the client accepts it, so
+      // the request's Accept-Encoding is dropped before it can decide.
+      if (is_cdn || req.target.rfind("/api/", 0) != 0)
+        const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
       return httplib::Server::HandlerResponse::Unhandled;
     });
   }

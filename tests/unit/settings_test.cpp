@@ -1,8 +1,9 @@
+#include "hubcache/settings.hpp"
+
 #include <gtest/gtest.h>
 
 #include <map>
 
-#include "hubcache/settings.hpp"
 #include "support/test_support.hpp"
 
 using namespace hubcache;
@@ -34,6 +35,14 @@ TEST(Settings, PrecedenceOfCacheVariables) {
   EXPECT_EQ(settings_of(v).hub_cache, "/legacy");
   v["HF_HUB_CACHE"] = "/new";
   EXPECT_EQ(settings_of(v).hub_cache, "/new");
+}
+
+TEST(Settings, UserCacheDirForFlatCaches) {
+  EXPECT_EQ(settings_of({{"HOME", "/h"}}).user_cache, "/h/.cache");
+  EXPECT_EQ(settings_of({{"HOME", "/h"}, {"XDG_CACHE_HOME", "/x"}}).user_cache, "/x");
+  EXPECT_EQ(settings_of({{"HOME", "/h"}, {"XDG_CACHE_HOME", ""}}).user_cache, "/h/.cache");
+  // HF_HOME moves the hub cache, not the user cache dir.
+  EXPECT_EQ(settings_of({{"HOME", "/h"}, {"HF_HOME", "/hf"}}).user_cache, "/h/.cache");
 }
 
 TEST(Settings, EmptyVariablesCountAsUnset) {
