@@ -991,6 +991,9 @@ void Server::start() {
     };
     srv->set_keep_alive_max_count(1000);
     srv->set_keep_alive_timeout(5);
+    // Without it every small answer on a reused connection waits ~40 ms (Nagle
+    // against the client's delayed ACK): a 1,000-file snapshot would crawl.
+    srv->set_tcp_nodelay(true);
     srv->set_read_timeout(30);
     srv->set_write_timeout(30);
     srv->set_payload_max_length(16u << 20);
@@ -1010,6 +1013,10 @@ void Server::start() {
       // the request's Accept-Encoding is dropped before it can decide.
       if (is_cdn || req.target.rfind("/api/", 0) != 0)
         const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
+      // Ranges are answered by send_file alone. Left to cpp-httplib, a Range on a
+      // resolve URL would turn its 302 (or 404) into a 416 of its own, which the Hub
+      // never sends, and resumed downloads (or hf-hub's chunked ones) would break.
+      const_cast<httplib::Request&>(req).ranges.clear();
       return httplib::Server::HandlerResponse::Unhandled;
     });
   }
