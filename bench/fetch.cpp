@@ -10,10 +10,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <hubcache/hubcache.hpp>
 #include <string>
 #include <vector>
-
-#include <hubcache/hubcache.hpp>
 
 namespace {
 
@@ -100,8 +99,8 @@ int main(int argc, char** argv) {
     const auto at_branch = hubcache::fetch(setup.repo, setup.file, o);
     if (!std::filesystem::is_regular_file(at_commit) || at_commit != at_branch ||
         !hubcache::is_cached(setup.repo, setup.file, o)) {
-      std::fprintf(stderr, "bench_fetch: '%s' of '%s' is not cached at %s (and refs/main) in %s\n",
-                   setup.file.c_str(), setup.repo.c_str(), setup.commit.c_str(), setup.cache_dir.c_str());
+      std::fprintf(stderr, "bench_fetch: '%s' of '%s' is not cached at %s (and refs/main) in %s\n", setup.file.c_str(),
+                   setup.repo.c_str(), setup.commit.c_str(), setup.cache_dir.c_str());
       return 1;
     }
   } catch (const std::exception& e) {
