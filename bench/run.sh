@@ -107,7 +107,8 @@ maximum() { printf '%s\n' "$@" | sort -g | tail -1; }
 calc() { awk "BEGIN {printf \"%.${2:-3}f\", $1}"; }
 
 # run_timed LABEL CMD...: runs CMD once after a sync (so the last run's dirty pages do
-# not slow this one) under GNU time; sets $wall (seconds) and $rss (peak RSS, KiB).
+# not slow this one) under GNU time; sets $wall (seconds), $cpu (user + system seconds,
+# which other load on the machine disturbs far less than wall time) and $rss (peak RSS, KiB).
 run_timed() {
   local label=$1 t0 t1
   shift
@@ -120,10 +121,13 @@ run_timed() {
   t1=$EPOCHREALTIME
   wall=$(calc "$t1 - $t0" 4)
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$label.time")
+  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.3f", s}' "$work/$label.time")
 }
 
 # hyperfine_median JSON INDEX: the median seconds of one command of a hyperfine export.
 hyperfine_median() { jq -r ".results[$2].median" "$1"; }
+# hyperfine_cpu JSON INDEX: mean user + system seconds of one command.
+hyperfine_cpu() { jq -r ".results[$2] | .user + .system" "$1"; }
 
 free_port() { peer free-port; }
 
@@ -247,7 +251,7 @@ cdn="http://127.0.0.1:$port"
 # ---- 1. cold 1 GiB, unthrottled ----------------------------------------------------------
 section "cold $big_mib MiB LFS file, unthrottled loopback (median of $runs)"
 big_url="$cdn/bench/big/resolve/main/big.bin"
-declare -A cold_wall cold_rss
+declare -A cold_wall cold_rss cold_cpu
 clients=(hubcache curl curl+fsync curl+sha256sum aria2c)
 for ((r = 1; r <= runs; ++r)); do
   rm -rf "$work/dl" && mkdir -p "$work/dl"
@@ -255,42 +259,43 @@ for ((r = 1; r <= runs; ++r)); do
   got=$(tail -1 "$work/cold-hubcache-$r.out")
   [[ $(basename "$(readlink -f "$got")") == "$big_sha" && $(stat -Lc %s "$got") == "$big_bytes" ]] ||
     die "hubcache did not put big.bin in the cache ($got)"
-  cold_wall[hubcache]+=" $wall" cold_rss[hubcache]+=" $rss"
+  cold_wall[hubcache]+=" $wall" cold_rss[hubcache]+=" $rss" cold_cpu[hubcache]+=" $cpu"
   rm -rf "$work/dl/hc"
 
   run_timed "cold-curl-$r" curl -sS -f -L -o "$work/dl/curl.bin" "$big_url"
-  cold_wall[curl]+=" $wall" cold_rss[curl]+=" $rss"
+  cold_wall[curl]+=" $wall" cold_rss[curl]+=" $rss" cold_cpu[curl]+=" $cpu"
   ((r > 1)) || cmp "$work/dl/curl.bin" "$work/cdn/$big_sha" || die "curl fetched other bytes"
   rm -f "$work/dl/curl.bin"
 
   # hubcache fsyncs the blob before it enters the cache; this is curl paying the same.
   run_timed "cold-curlfsync-$r" bash -c 'curl -sS -f -L -o "$1" "$2" && sync "$1"' _ "$work/dl/curl.bin" "$big_url"
-  cold_wall[curl+fsync]+=" $wall" cold_rss[curl+fsync]+=" $rss"
+  cold_wall[curl+fsync]+=" $wall" cold_rss[curl+fsync]+=" $rss" cold_cpu[curl+fsync]+=" $cpu"
   rm -f "$work/dl/curl.bin"
 
   # What a careful script does: download, then check the sha256 (coreutils). Slow and
   # only for reference: once.
   ((r == 1)) && run_timed "cold-curlsha-$r" bash -c 'curl -sS -f -L -o "$1" "$2" && echo "$3  $1" | sha256sum -c --status' _ \
     "$work/dl/curl.bin" "$big_url" "$big_sha"
-  ((r == 1)) && cold_wall[curl+sha256sum]+=" $wall" cold_rss[curl+sha256sum]+=" $rss"
+  ((r == 1)) && cold_wall[curl+sha256sum]+=" $wall" cold_rss[curl+sha256sum]+=" $rss" cold_cpu[curl+sha256sum]+=" $cpu"
   rm -f "$work/dl/curl.bin"
 
   run_timed "cold-aria2c-$r" aria2c -q -x8 -s8 --min-split-size=1M --file-allocation=falloc \
     --allow-overwrite=true --auto-file-renaming=false -d "$work/dl" -o aria.bin "$big_url"
-  cold_wall[aria2c]+=" $wall" cold_rss[aria2c]+=" $rss"
+  cold_wall[aria2c]+=" $wall" cold_rss[aria2c]+=" $rss" cold_cpu[aria2c]+=" $cpu"
   ((r > 1)) || cmp "$work/dl/aria.bin" "$work/cdn/$big_sha" || die "aria2c fetched other bytes"
   rm -f "$work/dl/aria.bin"
 done
 : >"$out/cold.dat"
 for c in "${clients[@]}"; do
   # shellcheck disable=SC2086
-  w=$(median ${cold_wall[$c]}) m=$(maximum ${cold_rss[$c]})
+  w=$(median ${cold_wall[$c]}) m=$(maximum ${cold_rss[$c]}) u=$(median ${cold_cpu[$c]})
   record cold "$c wall" "$w" s
+  record cold "$c CPU (user + system)" "$u" s
   record cold "$c throughput" "$(calc "$big_bytes / $w / 1e6" 0)" MB/s
   record cold "$c peak RSS" "$(calc "$m / 1024" 1)" MiB
   printf '"%s" %s %s\n' "$c" "$w" "$(calc "$m / 1024" 1)" >>"$out/cold.dat"
-  printf '  %-15s %8.3f s  %6.0f MB/s  peak RSS %7.1f MiB   (runs:%s)\n' "$c" "$w" "$(calc "$big_bytes / $w / 1e6" 0)" \
-    "$(calc "$m / 1024" 1)" "${cold_wall[$c]}" >&2
+  printf '  %-15s %8.3f s  %6.0f MB/s  CPU %6.2f s  peak RSS %6.1f MiB   (runs:%s)\n' "$c" "$w" \
+    "$(calc "$big_bytes / $w / 1e6" 0)" "$u" "$(calc "$m / 1024" 1)" "${cold_wall[$c]}" >&2
 done
 hc_cold=$(median ${cold_wall[hubcache]}) curl_cold=$(median ${cold_wall[curl]})
 cold_ratio=$(calc "$hc_cold / $curl_cold")
@@ -311,22 +316,22 @@ rm -rf "$work/dl" && mkdir -p "$work/dl"
 run_timed cap-hubcache env HF_ENDPOINT="$cdn" "$hc" download bench/capped capped.bin --cache-dir "$work/dl/hc" -q "${conn_flag[@]}"
 got=$(tail -1 "$work/cap-hubcache.out")
 [[ $(basename "$(readlink -f "$got")") == "$cap_sha" ]] || die "hubcache did not cache capped.bin"
-cap_hc=$wall
+cap_hc=$wall cap_hc_cpu=$cpu
 rm -rf "$work/dl/hc"
 run_timed cap-curl curl -sS -f -L -o "$work/dl/curl.bin" "$cap_url"
-cap_curl=$wall
+cap_curl=$wall cap_curl_cpu=$cpu
 cmp "$work/dl/curl.bin" "$work/cdn/$cap_sha" || die "curl fetched other bytes"
 rm -f "$work/dl/curl.bin"
 run_timed cap-aria2c aria2c -q -x8 -s8 --min-split-size=1M --file-allocation=falloc \
   --allow-overwrite=true --auto-file-renaming=false -d "$work/dl" -o aria.bin "$cap_url"
-cap_aria=$wall
+cap_aria=$wall cap_aria_cpu=$cpu
 rm -f "$work/dl/aria.bin"
 cap_speedup=$(calc "$cap_curl / $cap_hc")
-for pair in "hubcache:$cap_hc" "curl:$cap_curl" "aria2c -x8:$cap_aria"; do
-  name=${pair%%:*} w=${pair#*:}
+for triple in "hubcache:$cap_hc:$cap_hc_cpu" "curl:$cap_curl:$cap_curl_cpu" "aria2c -x8:$cap_aria:$cap_aria_cpu"; do
+  IFS=: read -r name w u <<<"$triple"
   record capped "$name wall" "$w" s
   record capped "$name throughput" "$(calc "$cap_bytes / $w / 1e6" 1)" MB/s
-  printf '  %-15s %8.3f s  %6.1f MB/s\n' "$name" "$w" "$(calc "$cap_bytes / $w / 1e6" 1)" >&2
+  printf '  %-15s %8.3f s  %6.1f MB/s  CPU %5.2f s\n' "$name" "$w" "$(calc "$cap_bytes / $w / 1e6" 1)" "$u" >&2
 done
 if ((has_conns)); then
   rm -rf "$work/dl/hc"
@@ -354,12 +359,12 @@ server_since() {  # LINE: "<requests> <server seconds>" logged after line LINE o
     END {printf "%d %.3f\n", n, s / 1000}'
 }
 log_lines() { wc -l <"$work/serve.log"; }
-many_hc=() many_js=() many_hc_rss=() many_js_rss=()
+many_hc=() many_js=() many_hc_rss=() many_js_rss=() many_hc_cpu=() many_js_cpu=()
 for ((r = 1; r <= runs; ++r)); do
   rm -rf "$work/many-hc" "$work/many-js"
   l0=$(log_lines)
   run_timed "many-hubcache-$r" env HF_ENDPOINT="$hub" "$hc" download bench/many --cache-dir "$work/many-hc" -q
-  many_hc+=("$wall") many_hc_rss+=("$rss")
+  many_hc+=("$wall") many_hc_rss+=("$rss") many_hc_cpu+=("$cpu")
   read -r many_hc_requests many_hc_server < <(server_since "$l0")
   snap=$(tail -1 "$work/many-hubcache-$r.out")
   ((r == 1)) || continue
@@ -368,7 +373,7 @@ for ((r = 1; r <= runs; ++r)); do
   # whole benchmark within minutes, and its noise is small next to the ratio.
   l0=$(log_lines)
   run_timed "many-js-$r" node "$js/peer.mjs" snapshot "$hub" bench/many "$work/many-js"
-  many_js+=("$wall") many_js_rss+=("$rss")
+  many_js+=("$wall") many_js_rss+=("$rss") many_js_cpu+=("$cpu")
   read -r many_js_requests many_js_server < <(server_since "$l0")
   jsnap=$(tail -1 "$work/many-js-$r.out")
   diff -rq "$work/many-src" "$jsnap" >/dev/null || die "snapshotDownload's snapshot differs from the source"
@@ -377,6 +382,8 @@ many_hc_s=$(median "${many_hc[@]}") many_js_s=$(median "${many_js[@]}")
 many_speedup=$(calc "$many_js_s / $many_hc_s")
 record many "hubcache snapshot wall" "$many_hc_s" s
 record many "snapshotDownload wall" "$many_js_s" s
+record many "hubcache CPU (user + system)" "$(median "${many_hc_cpu[@]}")" s
+record many "snapshotDownload CPU (user + system)" "$(median "${many_js_cpu[@]}")" s
 record many "hubcache peak RSS" "$(calc "$(maximum "${many_hc_rss[@]}") / 1024" 1)" MiB
 record many "snapshotDownload peak RSS" "$(calc "$(maximum "${many_js_rss[@]}") / 1024" 1)" MiB
 record many "hubcache requests to the server" "$many_hc_requests" requests
@@ -426,6 +433,8 @@ record warm "CLI download at a commit" "$(calc "$cli_commit * 1000" 2)" ms
 record warm "CLI download --offline at main" "$(calc "$(hyperfine_median "$out/warm-cli.json" 1) * 1000" 2)" ms
 record warm "CLI path" "$(calc "$(hyperfine_median "$out/warm-cli.json" 2) * 1000" 2)" ms
 record warm "node downloadFileToCacheDir at a commit (process)" "$(calc "$cli_js * 1000" 2)" ms
+record warm "CLI download at a commit, CPU (user + system)" "$(calc "$(hyperfine_cpu "$out/warm-cli.json" 0) * 1000" 2)" ms
+record warm "node downloadFileToCacheDir, CPU (user + system)" "$(calc "$(hyperfine_cpu "$out/warm-cli.json" 3) * 1000" 2)" ms
 warm_cli_speedup=$(calc "$cli_js / $cli_commit" 1)
 record warm "CLI hit speedup over the JS client process" "$warm_cli_speedup" x
 
@@ -449,6 +458,8 @@ ls_s=$(hyperfine_median "$out/scan.json" 0) scan_s=$(hyperfine_median "$out/scan
 ls_speedup=$(calc "$scan_s / $ls_s" 1)
 record scan "hubcache ls" "$(calc "$ls_s * 1000" 1)" ms
 record scan "node scanCacheDir (process)" "$(calc "$scan_s * 1000" 1)" ms
+record scan "hubcache ls CPU (user + system)" "$(calc "$(hyperfine_cpu "$out/scan.json" 0) * 1000" 1)" ms
+record scan "node scanCacheDir CPU (user + system)" "$(calc "$(hyperfine_cpu "$out/scan.json" 1) * 1000" 1)" ms
 scan_ms=()
 for _ in 1 2 3; do scan_ms+=("$(peer scan "$work/scan-cache" | jq -r .scan_ms)"); done
 record scan "scanCacheDir alone, in process (median of 3)" "$(calc "$(median "${scan_ms[@]}")" 1)" ms
