@@ -10,6 +10,8 @@
 //                                                             COUNT files of pseudo-random bytes in
 //                                                             DIR/dNN/fNNNNN.txt, or DIR/fNNNNN.txt with
 //                                                             "flat" (same SEED, same files)
+//   node peer.mjs gen-repos DIR REPOS COUNT MIN_BYTES MAX_BYTES SEED
+//                                                             REPOS flat folders DIR/<i>/ of COUNT files each
 //   node peer.mjs free-port                                   prints a free TCP port on 127.0.0.1
 //
 // Repos are "org/name" (models). Exit code 1 with the error on failure.
@@ -37,6 +39,19 @@ function generator(seed) {
     s ^= s >> 27n;
     return Number(((s * 0x2545f4914f6cdd1dn) & mask) >> 32n);
   };
+}
+
+function generate(dir, count, min, max, seed, flat) {
+  const next = generator(seed);
+  for (let i = 0; i < count; ++i) {
+    const size = min + (next() % (max - min + 1));
+    const buf = Buffer.allocUnsafe(size);
+    for (let j = 0; j + 4 <= size; j += 4) buf.writeUInt32LE(next() >>> 0, j);
+    for (let j = size - (size % 4); j < size; ++j) buf[j] = next() & 255;
+    const sub = flat ? dir : join(dir, `d${String(i % 10).padStart(2, "0")}`);
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, `f${String(i).padStart(5, "0")}.txt`), buf);
+  }
 }
 
 try {
@@ -68,17 +83,10 @@ try {
     console.log(JSON.stringify({ repos: info.repos.length, files, size: info.size, warnings: info.warnings.length, scan_ms: ms }));
   } else if (command === "gen") {
     const [dir, count, min, max, seed] = args.slice(0, 5).map((a, i) => (i === 0 ? a : Number(a)));
-    const flat = args[5] === "flat";
-    const next = generator(seed);
-    for (let i = 0; i < count; ++i) {
-      const size = min + (next() % (max - min + 1));
-      const buf = Buffer.allocUnsafe(size);
-      for (let j = 0; j + 4 <= size; j += 4) buf.writeUInt32LE(next() >>> 0, j);
-      for (let j = size - (size % 4); j < size; ++j) buf[j] = next() & 255;
-      const sub = flat ? dir : join(dir, `d${String(i % 10).padStart(2, "0")}`);
-      mkdirSync(sub, { recursive: true });
-      writeFileSync(join(sub, `f${String(i).padStart(5, "0")}.txt`), buf);
-    }
+    generate(dir, count, min, max, seed, args[5] === "flat");
+  } else if (command === "gen-repos") {
+    const [dir, repos, count, min, max, seed] = args.map((a, i) => (i === 0 ? a : Number(a)));
+    for (let r = 0; r < repos; ++r) generate(join(dir, String(r)), count, min, max, seed + r, true);
   } else if (command === "free-port") {
     const server = createServer();
     server.listen(0, "127.0.0.1", () => {
