@@ -293,7 +293,7 @@ for c in "${clients[@]}"; do
   record cold "$c CPU (user + system)" "$u" s
   record cold "$c throughput" "$(calc "$big_bytes / $w / 1e6" 0)" MB/s
   record cold "$c peak RSS" "$(calc "$m / 1024" 1)" MiB
-  printf '"%s" %s %s\n' "$c" "$w" "$(calc "$m / 1024" 1)" >>"$out/cold.dat"
+  printf '"%s" %s %s\n' "${c//+/\\n+}" "$w" "$(calc "$m / 1024" 1)" >>"$out/cold.dat"
   printf '  %-15s %8.3f s  %6.0f MB/s  CPU %6.2f s  peak RSS %6.1f MiB   (runs:%s)\n' "$c" "$w" \
     "$(calc "$big_bytes / $w / 1e6" 0)" "$u" "$(calc "$m / 1024" 1)" "${cold_wall[$c]}" >&2
 done
