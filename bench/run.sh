@@ -6,7 +6,8 @@
 #
 # Installs what it needs (scripts/install-deps.sh --bench), builds hubcache in Release
 # in its own build folder (default build-bench) with the Google Benchmark programs,
-# generates the data in a temp folder, starts nginx and `hubcache serve` on 127.0.0.1
+# generates the data in a temp folder under $TMPDIR (about 2.5 GB; the downloads land there,
+# so put it on the disk to measure, not a tmpfs), starts nginx and `hubcache serve` on 127.0.0.1
 # ephemeral ports, runs every comparison, and prints the figures, the ratios and
 # PASS/MISS for each target of issue 7. The output folder (default
 # <build dir>/bench-results) gets results.tsv, targets.tsv, results.md, machine.txt,
@@ -37,7 +38,7 @@ while (($#)); do
     --keep) keep=1 ;;
     --no-install) install=0 ;;
     --no-build) do_build=0 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -71,6 +72,7 @@ if ((do_build)); then
     "${launcher[@]}" >/dev/null
   cmake --build "$build" -j"${BENCH_JOBS:-$(nproc)}" >/dev/null
 fi
+[[ -d $build ]] || die "no build folder '$build' (drop --no-build)"
 hc="$(cd "$build" && pwd)/hubcache"
 bench_fetch="$(cd "$build" && pwd)/bench/bench_fetch"
 [[ -x $hc && -x $bench_fetch ]] || die "no $hc or $bench_fetch: build with -DHUBCACHE_BUILD_BENCH=ON (drop --no-build)"
