@@ -3,11 +3,16 @@
 #   scripts/install-deps.sh          build dependencies
 #   scripts/install-deps.sh --test   plus what the test suite uses (GoogleTest, Node.js for the
 #                                    interoperability tests with @huggingface/hub, openssl)
+#   scripts/install-deps.sh --bench  plus what bench/run.sh uses (nginx, aria2, hyperfine, gnuplot,
+#                                    Google Benchmark, GNU time, jq, openssl, Node.js)
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config ca-certificates
           libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(libgtest-dev libgmock-dev nodejs npm curl openssl)  # openssl: certificates for the TLS tests
+fi
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(nginx aria2 curl openssl hyperfine gnuplot-nox libbenchmark-dev time jq nodejs npm)
 fi
 missing=()
 for p in "${packages[@]}"; do
