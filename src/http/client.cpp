@@ -7,6 +7,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "http/headers.hpp"
 #include "hubcache/settings.hpp"
 
 namespace hubcache::http {
@@ -84,17 +85,12 @@ struct Xfer {
 size_t on_header(char* data, size_t size, size_t nitems, void* user) {
   auto* x = static_cast<Xfer*>(user);
   std::string_view line(data, size * nitems);
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   if (line.rfind("HTTP/", 0) == 0) {
     x->response.headers.clear();  // a new response (e.g. after 100 Continue)
     return size * nitems;
   }
-  auto colon = line.find(':');
-  if (colon != std::string_view::npos) {
-    std::string_view name = line.substr(0, colon), value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    x->response.headers.add(std::string(name), std::string(value));
-  }
+  if (auto header = parse_header_line(line))
+    x->response.headers.add(std::move(header->first), std::move(header->second));
   return size * nitems;
 }
 

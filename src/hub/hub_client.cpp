@@ -174,18 +174,13 @@ http::Response request_with_retries(http::Client& client, const Context& ctx, co
 
 }  // namespace
 
-FileMetadata get_file_metadata(http::Client& client, const Context& ctx, int max_retries) {
-  std::string url = layout::resolve_url(ctx.endpoint, ctx.type, ctx.repo_id, ctx.revision, ctx.file);
-  http::Response r = request_with_retries(client, ctx, "HEAD", url, ctx.etag_timeout, max_retries, true);
-  const bool redirect = r.status >= 300 && r.status < 400;
-  if (!(r.status >= 200 && r.status < 300) && !redirect) throw_error_from_response(r, ctx);
-
+FileMetadata parse_file_metadata(const http::Headers& headers, bool redirect, const Context& ctx) {
   FileMetadata m;
-  auto commit = r.headers.get("X-Repo-Commit");
-  auto etag = r.headers.get("X-Linked-Etag");
-  if (!etag) etag = r.headers.get("ETag");
-  auto size = r.headers.get("X-Linked-Size");
-  if (!size && !redirect) size = r.headers.get("Content-Length");
+  auto commit = headers.get("X-Repo-Commit");
+  auto etag = headers.get("X-Linked-Etag");
+  if (!etag) etag = headers.get("ETag");
+  auto size = headers.get("X-Linked-Size");
+  if (!size && !redirect) size = headers.get("Content-Length");
   auto fail = [&](const std::string& what) {
     return Error(ErrorCode::http, "The server " + ctx.endpoint + " answered for '" + ctx.file + "' of " +
                                       what_repo(ctx) + " without " + what +
@@ -203,6 +198,16 @@ FileMetadata get_file_metadata(http::Client& client, const Context& ctx, int max
   char* end = nullptr;
   m.size = std::strtoull(size->c_str(), &end, 10);
   if (end == size->c_str()) throw fail("a numeric size");
+  return m;
+}
+
+FileMetadata get_file_metadata(http::Client& client, const Context& ctx, int max_retries) {
+  std::string url = layout::resolve_url(ctx.endpoint, ctx.type, ctx.repo_id, ctx.revision, ctx.file);
+  http::Response r = request_with_retries(client, ctx, "HEAD", url, ctx.etag_timeout, max_retries, true);
+  const bool redirect = r.status >= 300 && r.status < 400;
+  if (!(r.status >= 200 && r.status < 300) && !redirect) throw_error_from_response(r, ctx);
+
+  FileMetadata m = parse_file_metadata(r.headers, redirect, ctx);
   auto location = r.headers.get("Location");
   m.location = location ? http::resolve_location(url, *location) : url;
   return m;

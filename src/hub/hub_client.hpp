@@ -62,6 +62,13 @@ bool retryable_status(long status);
 // else exponential backoff from Settings::retry_base_ms. Throws Error(cancelled).
 void backoff(int attempt, const http::Response* response, const std::atomic<bool>* cancel);
 
+// Commit, etag and size from the headers of a metadata HEAD answer (`redirect`: it was a 3xx,
+// whose Content-Length is not the file's). Checks what the cache relies on: a 40-hex
+// X-Repo-Commit, an etag usable as a file name in blobs/ (no '/', '\\' or leading '.'; at most
+// 200 bytes), a numeric size. `location` is left empty. Throws Error(http) for a missing or
+// malformed header, Error(integrity) for an unusable ETag.
+FileMetadata parse_file_metadata(const http::Headers& headers, bool redirect, const Context& ctx);
+
 // HEAD /{prefix}{repo}/resolve/{rev}/{file}: follows relative redirects only,
 // retries transport errors, 408/429/5xx up to `max_retries` times (0 = single try).
 // Throws Error (EntryNotFoundError for a missing file; network after retries).

@@ -11,11 +11,18 @@ std::string resolve_revision(http::Client& client, const Context& ctx) {
   std::string url = layout::api_repo_url(ctx.endpoint, ctx.type, ctx.repo_id) + "/revision/" +
                     layout::quote(ctx.revision, "");
   auto r = get_json(client, ctx, url, Settings::get().max_retries);
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("sha") || !j["sha"].is_string() ||
-      !layout::is_commit_hash(j["sha"].get<std::string>()))
+  auto commit = parse_revision_commit(r.body);
+  if (!commit)
     throw Error(ErrorCode::http, "The server " + ctx.endpoint + " sent no commit for revision '" + ctx.revision +
                                      "' of " + std::string(to_string(ctx.type)) + " '" + ctx.repo_id + "'.");
+  return *commit;
+}
+
+std::optional<std::string> parse_revision_commit(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("sha") || !j["sha"].is_string() ||
+      !layout::is_commit_hash(j["sha"].get<std::string>()))
+    return std::nullopt;
   return j["sha"].get<std::string>();
 }
 

@@ -24,6 +24,9 @@ struct TreeFile {
 // GET /api/{type}s/{repo}/revision/{rev} -> "sha".
 std::string resolve_revision(http::Client& client, const Context& ctx);
 
+// The "sha" of a revision answer (JSON object) when it is a 40-hex commit, else nullopt.
+std::optional<std::string> parse_revision_commit(const std::string& json);
+
 // GET /api/{type}s/{repo}/tree/{commit}?recursive=true&expand=false, following
 // `Link: <...>; rel="next"` pages. Files only; paths validated (escaping names
 // from a server are refused with Error(integrity)). `max_retries` < 0: Settings'.

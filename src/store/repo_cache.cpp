@@ -43,11 +43,14 @@ fs::path RepoCache::no_exist_path(std::string_view commit, std::string_view file
 std::optional<std::string> RepoCache::read_ref(std::string_view revision) const {
   auto content = util::read_small_file(ref_path(revision));
   if (!content) return std::nullopt;
-  // Python writes exactly 40 bytes; other tools may add a newline. Be tolerant.
-  auto b = content->find_first_not_of(" \t\r\n");
-  auto e = content->find_last_not_of(" \t\r\n");
-  if (b == std::string::npos) return std::nullopt;
-  std::string commit = content->substr(b, e - b + 1);
+  return parse_ref(*content);
+}
+
+std::optional<std::string> parse_ref(std::string_view content) {
+  auto b = content.find_first_not_of(" \t\r\n");
+  auto e = content.find_last_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return std::nullopt;
+  std::string commit(content.substr(b, e - b + 1));
   if (!layout::is_commit_hash(commit)) return std::nullopt;
   return commit;
 }

@@ -83,6 +83,11 @@ class RepoCache {
   fs::path repo_dir_;
 };
 
+// The commit a refs/<revision> file names: its content without surrounding whitespace
+// (Python writes exactly 40 bytes; other tools may add a newline), when that is 40 lowercase
+// hex; nullopt otherwise.
+std::optional<std::string> parse_ref(std::string_view content);
+
 // Creates <root>/CACHEDIR.TAG with Python's exact content if missing (best effort).
 void write_cachedir_tag(const fs::path& root) noexcept;
 

@@ -17,7 +17,11 @@ fs::path tree_path(const RepoCache& cache, const std::string& commit) {
 std::optional<std::vector<hub::TreeFile>> read_tree_file(const fs::path& file) {
   auto text = util::read_small_file(file);
   if (!text) return std::nullopt;
-  auto j = nlohmann::json::parse(*text, nullptr, false);
+  return parse_tree_cache(*text);
+}
+
+std::optional<std::vector<hub::TreeFile>> parse_tree_cache(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || j.value("format_version", 0) != 1 || !j.contains("files") ||
       !j["files"].is_object())
     return std::nullopt;  // unknown format: ignored, as Python does
@@ -45,28 +49,33 @@ std::optional<std::vector<hub::TreeFile>> read_tree_file(const fs::path& file) {
   return out;
 }
 
+std::string format_tree_cache(const std::vector<hub::TreeFile>& files) {
+  std::map<std::string, const hub::TreeFile*> sorted;
+  for (const auto& f : files) sorted[f.path] = &f;
+  nlohmann::ordered_json entries = nlohmann::ordered_json::object();
+  for (const auto& [path, f] : sorted) {
+    // Python's key order inside an entry: size, blob_id[, lfs_sha256, lfs_size][, xet_hash].
+    nlohmann::ordered_json e;
+    e["size"] = f->size;
+    e["blob_id"] = f->blob_id;
+    if (!f->lfs_sha256.empty()) {
+      e["lfs_sha256"] = f->lfs_sha256;
+      e["lfs_size"] = f->lfs_size;
+    }
+    if (!f->xet_hash.empty()) e["xet_hash"] = f->xet_hash;
+    entries[path] = std::move(e);
+  }
+  nlohmann::ordered_json doc;
+  doc["format_version"] = 1;
+  doc["files"] = std::move(entries);
+  return doc.dump(1, ' ', true);
+}
+
 void write_tree_file(const fs::path& file, const std::vector<hub::TreeFile>& files) noexcept {
   try {
-    std::map<std::string, const hub::TreeFile*> sorted;
-    for (const auto& f : files) sorted[f.path] = &f;
-    nlohmann::ordered_json entries = nlohmann::ordered_json::object();
-    for (const auto& [path, f] : sorted) {
-      // Python's key order inside an entry: size, blob_id[, lfs_sha256, lfs_size][, xet_hash].
-      nlohmann::ordered_json e;
-      e["size"] = f->size;
-      e["blob_id"] = f->blob_id;
-      if (!f->lfs_sha256.empty()) {
-        e["lfs_sha256"] = f->lfs_sha256;
-        e["lfs_size"] = f->lfs_size;
-      }
-      if (!f->xet_hash.empty()) e["xet_hash"] = f->xet_hash;
-      entries[path] = std::move(e);
-    }
-    nlohmann::ordered_json doc;
-    doc["format_version"] = 1;
-    doc["files"] = std::move(entries);
+    auto text = format_tree_cache(files);
     util::make_dirs(file.parent_path());
-    util::atomic_write(file, doc.dump(1, ' ', true));
+    util::atomic_write(file, text);
   } catch (...) {
   }
 }

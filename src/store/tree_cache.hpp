@@ -3,12 +3,21 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "hub/repo_api.hpp"
 #include "store/repo_cache.hpp"
 
 namespace hubcache::store {
+
+// The files of a trees/<commit>.json text; nullopt for an unknown format or an entry this
+// reader cannot use (the listing is then fetched again, as Python does).
+std::optional<std::vector<hub::TreeFile>> parse_tree_cache(std::string_view json);
+// The trees/<commit>.json text of a listing, in Python's format. Throws nlohmann::json's
+// type_error for a path that is not valid UTF-8.
+std::string format_tree_cache(const std::vector<hub::TreeFile>& files);
 
 // <repo>/trees/<commit>.json of the cache.
 std::optional<std::vector<hub::TreeFile>> read_tree_cache(const RepoCache& cache, const std::string& commit);

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -16,12 +15,15 @@
 #include "layout/naming.hpp"
 #include "store/tree_cache.hpp"
 #include "transfer/download.hpp"
+#include "transfer/local_metadata.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 
 namespace hubcache {
 
 namespace fs = std::filesystem;
+using transfer::read_local_metadata;
+using transfer::write_local_metadata;
 
 namespace {
 
@@ -187,15 +189,7 @@ bool selected(const std::string& path, const SnapshotOptions& so) {
 
 // ---- local_dir (huggingface_hub's _local_folder.py layout) -----------------
 
-struct LocalMetadata {
-  std::string commit, etag;
-  double timestamp = 0;
-};
-
 fs::path download_dir(const fs::path& local_dir) { return local_dir / ".cache/huggingface/download"; }
-fs::path metadata_path(const fs::path& local_dir, const std::string& file) {
-  return download_dir(local_dir) / (file + ".metadata");
-}
 // The lock Python takes around a local_dir file (its metadata path with .lock for .metadata).
 fs::path local_lock_path(const fs::path& local_dir, const std::string& file) {
   return download_dir(local_dir) / (file + ".lock");
@@ -208,33 +202,8 @@ fs::path local_tree_path(const fs::path& local_dir, const std::string& commit) {
   return local_dir / ".cache/huggingface/trees" / (commit + ".json");
 }
 
-std::optional<LocalMetadata> read_local_metadata(const fs::path& local_dir, const std::string& file) {
-  auto text = util::read_small_file(metadata_path(local_dir, file));
-  if (!text) return std::nullopt;
-  LocalMetadata m;
-  auto a = text->find('\n');
-  auto b = a == std::string::npos ? a : text->find('\n', a + 1);
-  if (b == std::string::npos) return std::nullopt;
-  m.commit = text->substr(0, a);
-  m.etag = text->substr(a + 1, b - a - 1);
-  char* end = nullptr;
-  m.timestamp = std::strtod(text->c_str() + b + 1, &end);
-  if (end == text->c_str() + b + 1) return std::nullopt;
-  return m;
-}
-
-void write_local_metadata(const fs::path& local_dir, const std::string& file, const std::string& commit,
-                          const std::string& etag) {
-  auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  char ts[64];
-  std::snprintf(ts, sizeof ts, "%.6f", now);
-  auto p = metadata_path(local_dir, file);
-  util::make_dirs(p.parent_path());
-  util::atomic_write(p, commit + "\n" + etag + "\n" + ts + "\n");
-}
-
 // Python's rule: the metadata counts only if the file was not modified after it was written.
-std::optional<LocalMetadata> valid_local_metadata(const fs::path& local_dir, const std::string& file) {
+std::optional<transfer::LocalMetadata> valid_local_metadata(const fs::path& local_dir, const std::string& file) {
   auto m = read_local_metadata(local_dir, file);
   if (!m) return std::nullopt;
   struct stat st;
