@@ -79,9 +79,10 @@ inline bool clock_at(std::string_view v, std::size_t pos, unsigned& h, unsigned&
 }  // namespace detail
 
 // One response header line as libcurl hands it over ("Name: value\r\n"): the name and the
-// value without the surrounding blanks (RFC 9110 OWS). nullopt for a status line, the blank
-// end-of-headers line, and anything that is not `token ":" value` (no colon, an empty name, or
-// a name with blanks or control characters, e.g. an obsolete folded continuation line).
+// value without the surrounding blanks (RFC 9110 OWS), a CR, LF or NUL inside it turned into a
+// space (RFC 9110 5.5). nullopt for a status line, the blank end-of-headers line, and anything
+// that is not `token ":" value` (no colon, an empty name, or a name with blanks or control
+// characters, e.g. an obsolete folded continuation line).
 inline std::optional<std::pair<std::string, std::string>> parse_header_line(std::string_view line) {
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   const auto colon = line.find(':');
@@ -89,7 +90,11 @@ inline std::optional<std::pair<std::string, std::string>> parse_header_line(std:
   const std::string_view name = line.substr(0, colon);
   for (unsigned char c : name)
     if (c <= 0x20 || c == 0x7f) return std::nullopt;  // not a token: "Name :", folded lines, NULs
-  return std::make_pair(std::string(name), std::string(detail::trim(line.substr(colon + 1))));
+  // Replaced before trimming, so a CR next to the blanks is trimmed with them.
+  std::string value(line.substr(colon + 1));
+  std::replace_if(
+      value.begin(), value.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; }, ' ');
+  return std::make_pair(std::string(name), std::string(detail::trim(value)));
 }
 
 // A decimal unsigned integer with nothing around it (no sign, no spaces, no

@@ -1,9 +1,11 @@
 #include "hub/hub_client.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
 
+#include "http/headers.hpp"
 #include "hubcache/settings.hpp"
 #include "layout/naming.hpp"
 
@@ -191,13 +193,16 @@ FileMetadata parse_file_metadata(const http::Headers& headers, bool redirect, co
   if (!size) throw fail("a size (X-Linked-Size or Content-Length)");
   m.commit = *commit;
   m.etag = layout::normalize_etag(*etag);
-  // The etag becomes a file name in blobs/: refuse anything that could escape it.
+  // The etag becomes a file name in blobs/: refuse anything that could escape it, and control
+  // characters (a NUL cuts the path short; CR and the like end up in listings and logs).
+  const bool control = std::any_of(m.etag.begin(), m.etag.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
   if (m.etag.empty() || m.etag.find('/') != std::string::npos || m.etag.find('\\') != std::string::npos ||
-      m.etag.front() == '.' || m.etag.size() > 200)
+      m.etag.front() == '.' || m.etag.size() > 200 || control)
     throw Error(ErrorCode::integrity, "The server sent an unusable ETag for '" + ctx.file + "' of " + what_repo(ctx) + ".");
-  char* end = nullptr;
-  m.size = std::strtoull(size->c_str(), &end, 10);
-  if (end == size->c_str()) throw fail("a numeric size");
+  // Decimal digits and nothing else: strtoull took "-1" (wrapping around) and "519\r\x1c...".
+  auto parsed = http::parse_u64(*size);
+  if (!parsed) throw fail("a numeric size");
+  m.size = *parsed;
   return m;
 }
 

@@ -64,9 +64,9 @@ void backoff(int attempt, const http::Response* response, const std::atomic<bool
 
 // Commit, etag and size from the headers of a metadata HEAD answer (`redirect`: it was a 3xx,
 // whose Content-Length is not the file's). Checks what the cache relies on: a 40-hex
-// X-Repo-Commit, an etag usable as a file name in blobs/ (no '/', '\\' or leading '.'; at most
-// 200 bytes), a numeric size. `location` is left empty. Throws Error(http) for a missing or
-// malformed header, Error(integrity) for an unusable ETag.
+// X-Repo-Commit, an etag usable as a file name in blobs/ (no '/', '\\', leading '.' or control
+// characters; at most 200 bytes), a size of decimal digits only. `location` is left empty.
+// Throws Error(http) for a missing or malformed header, Error(integrity) for an unusable ETag.
 FileMetadata parse_file_metadata(const http::Headers& headers, bool redirect, const Context& ctx);
 
 // HEAD /{prefix}{repo}/resolve/{rev}/{file}: follows relative redirects only,
