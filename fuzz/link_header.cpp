@@ -32,7 +32,7 @@ std::string uri(FuzzedDataProvider& in) {
 }
 
 std::string quoted(FuzzedDataProvider& in) {
-  std::string body = pick(in, {"", "a, b", "x; y", "<z>", "next", "page 2", "rel=\"next\"", "\\\"q\\\""});
+  std::string body = pick(in, {"", "a, b", "x; y", "<z>", "next", "page 2", "rel=\\\"next\\\"", "\\\"q\\\""});
   return "\"" + body + "\"";
 }
 

@@ -1,6 +1,9 @@
 #include "hub/repo_api.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "hubcache/settings.hpp"
 #include "layout/naming.hpp"
@@ -26,19 +29,92 @@ std::optional<std::string> parse_revision_commit(const std::string& body) {
   return j["sha"].get<std::string>();
 }
 
+namespace {
+
+bool is_tchar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
 std::optional<std::string> next_link(const std::string& header) {
-  // Link: <url1>; rel="next", <url2>; rel="last"
-  std::size_t pos = 0;
-  while (pos < header.size()) {
-    auto lt = header.find('<', pos);
-    if (lt == std::string::npos) break;
-    auto gt = header.find('>', lt);
+  // RFC 8288: Link: <url1>; rel="next", <url2>; rel="prev last"; title="a, b"
+  // Commas and semicolons inside <...> or a quoted string separate nothing; rel holds
+  // space-separated relation types compared without case; only a link's first rel counts.
+  const std::size_t n = header.size();
+  std::size_t i = 0;
+  auto skip_blanks = [&] {
+    while (i < n && (header[i] == ' ' || header[i] == '\t')) ++i;
+  };
+  auto skip_to_next_link = [&] {  // past the next comma outside a quoted string
+    bool quoted = false;
+    for (; i < n; ++i) {
+      if (quoted && header[i] == '\\')
+        ++i;
+      else if (header[i] == '"')
+        quoted = !quoted;
+      else if (!quoted && header[i] == ',')
+        break;
+    }
+    ++i;
+  };
+  while (i < n) {
+    skip_blanks();
+    if (i >= n) break;
+    if (header[i] != '<') {
+      skip_to_next_link();
+      continue;
+    }
+    auto gt = header.find('>', i + 1);
     if (gt == std::string::npos) break;
-    auto next = header.find('<', gt);
-    std::string params = header.substr(gt + 1, next == std::string::npos ? std::string::npos : next - gt - 1);
-    if (params.find("rel=\"next\"") != std::string::npos || params.find("rel=next") != std::string::npos)
-      return header.substr(lt + 1, gt - lt - 1);
-    pos = gt + 1;
+    std::string target = header.substr(i + 1, gt - i - 1);
+    i = gt + 1;
+    bool next = false, seen_rel = false;
+    for (;;) {
+      skip_blanks();
+      if (i >= n || header[i] != ';') break;
+      ++i;
+      skip_blanks();
+      const std::size_t name_start = i;
+      while (i < n && is_tchar(header[i])) ++i;
+      const std::string_view name(header.data() + name_start, i - name_start);
+      skip_blanks();
+      std::string value;
+      if (i < n && header[i] == '=') {
+        ++i;
+        skip_blanks();
+        if (i < n && header[i] == '"') {
+          for (++i; i < n && header[i] != '"'; ++i) {
+            if (header[i] == '\\' && i + 1 < n) ++i;
+            value += header[i];
+          }
+          ++i;  // the closing quote
+        } else {
+          const std::size_t value_start = i;
+          while (i < n && is_tchar(header[i])) ++i;
+          value = header.substr(value_start, i - value_start);
+        }
+      }
+      if (iequals(name, "rel") && !seen_rel) {
+        seen_rel = true;
+        std::size_t t = 0;
+        while (t < value.size()) {
+          auto sp = value.find_first_of(" \t", t);
+          if (sp == std::string::npos) sp = value.size();
+          next = next || iequals(std::string_view(value).substr(t, sp - t), "next");
+          t = sp + 1;
+        }
+      }
+    }
+    if (next) return target;
+    skip_to_next_link();
   }
   return std::nullopt;
 }

@@ -7,6 +7,7 @@
 #include "http/client.hpp"
 #include "http/headers.hpp"
 #include "hub/hub_client.hpp"
+#include "hub/repo_api.hpp"
 #include "hubcache/error.hpp"
 
 using namespace hubcache;
@@ -84,4 +85,24 @@ TEST(FuzzRegressions, HeaderValuesHaveNoCrLfOrNul) {
   EXPECT_FALSE(http::parse_header_line(" folded: continuation\r\n"));
   EXPECT_FALSE(http::parse_header_line("HTTP/1.1 301 Moved: elsewhere\r\n"));
   EXPECT_FALSE(http::parse_header_line("\r\n"));
+}
+
+// fuzz_link_header: next_link matched the text rel="next" anywhere after a link, so it missed
+// a rel holding several types or another case ("First Next"), and took rel="next-archive", a
+// rel=next inside a quoted title, or a second rel of the same link.
+TEST(FuzzRegressions, LinkHeaderFollowsRfc8288) {
+  EXPECT_EQ(hub::next_link("</api/tree?p=qp>; Rel=\"First Next\" ;rel=\"Last\";title=\"\","
+                           "<https://hub.example/api/models/o/n/tree/main?cursor=>"),
+            "/api/tree?p=qp");
+  EXPECT_EQ(hub::next_link("<https://h/a>; rel=\"next-archive\", <https://h/b>; rel=\"next\""), "https://h/b");
+  EXPECT_EQ(hub::next_link("<https://h/a>; title=\"rel=\\\"next\\\"\"; rel=prev, <https://h/b>; REL=NEXT"),
+            "https://h/b");
+  EXPECT_EQ(hub::next_link("<https://h/a>; rel=prev; rel=next"), std::nullopt);
+  EXPECT_EQ(hub::next_link("<https://h/a?x=1,2;y>; title=\"a, <b>; c\"; rel=\"next\""), "https://h/a?x=1,2;y");
+  // What the Hub sends.
+  EXPECT_EQ(hub::next_link("<https://huggingface.co/api/models/gpt2/tree/main?recursive=true&cursor=ZXk%3D>; "
+                           "rel=\"next\""),
+            "https://huggingface.co/api/models/gpt2/tree/main?recursive=true&cursor=ZXk%3D");
+  EXPECT_EQ(hub::next_link("<https://h/x>; rel=\"xet-auth\""), std::nullopt);
+  EXPECT_EQ(hub::next_link(""), std::nullopt);
 }
