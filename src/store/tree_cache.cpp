@@ -22,9 +22,27 @@ std::optional<std::vector<hub::TreeFile>> read_tree_file(const fs::path& file) {
 
 std::optional<std::vector<hub::TreeFile>> parse_tree_cache(std::string_view text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format_version", 0) != 1 || !j.contains("files") ||
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  auto version = j.find("format_version");
+  if (version == j.end() || !version->is_number_integer() || *version != 1 || !j.contains("files") ||
       !j["files"].is_object())
     return std::nullopt;  // unknown format: ignored, as Python does
+  // Typed look-ups: json::value() throws type_error when a field has another type, and a
+  // corrupt file must only mean "fetch the listing again".
+  auto text_field = [](const nlohmann::json& e, const char* key, std::string& out) {
+    auto it = e.find(key);
+    if (it == e.end()) return true;
+    if (!it->is_string()) return false;
+    out = it->get<std::string>();
+    return true;
+  };
+  auto size_field = [](const nlohmann::json& e, const char* key, std::uint64_t& out) {
+    auto it = e.find(key);
+    if (it == e.end()) return true;
+    if (!it->is_number_unsigned()) return false;
+    out = it->get<std::uint64_t>();
+    return true;
+  };
   std::vector<hub::TreeFile> out;
   for (const auto& [path, e] : j["files"].items()) {
     if (!e.is_object()) return std::nullopt;
@@ -35,15 +53,13 @@ std::optional<std::vector<hub::TreeFile>> parse_tree_cache(std::string_view text
     } catch (const Error&) {
       return std::nullopt;
     }
-    f.size = e.value("size", std::uint64_t{0});
-    f.blob_id = e.value("blob_id", "");
-    f.lfs_sha256 = e.value("lfs_sha256", "");
-    f.lfs_size = e.value("lfs_size", std::uint64_t{0});
-    if (e.contains("xet_hash")) {
-      if (!e["xet_hash"].is_string()) return std::nullopt;
-      f.xet_hash = e["xet_hash"].get<std::string>();
-      if (f.xet_hash.size() != 64 || !layout::is_hex(f.xet_hash)) return std::nullopt;
-    }
+    if (!size_field(e, "size", f.size) || !text_field(e, "blob_id", f.blob_id) ||
+        !text_field(e, "lfs_sha256", f.lfs_sha256) || !size_field(e, "lfs_size", f.lfs_size) ||
+        !text_field(e, "xet_hash", f.xet_hash))
+      return std::nullopt;
+    if (e.contains("xet_hash") && (f.xet_hash.size() != 64 || !layout::is_hex(f.xet_hash))) return std::nullopt;
+    // The etag names blobs/<etag>: only a content hash may, never "../../x" from a planted file.
+    if (!layout::is_hex(f.etag()) || (f.etag().size() != 40 && f.etag().size() != 64)) return std::nullopt;
     out.push_back(std::move(f));
   }
   return out;

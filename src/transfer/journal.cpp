@@ -19,9 +19,10 @@ constexpr std::size_t kMaxRanges = 1u << 16;
 std::string journal_to_json(const Journal& journal) {
   nlohmann::json done = nlohmann::json::array();
   for (const auto& [a, b] : journal.done.ranges()) done.push_back({a, b});
+  // Header bytes that are not UTF-8 become U+FFFD, not a type_error past download.cpp's clean-up.
   return nlohmann::json{{"version", 2},       {"etag", journal.etag},           {"size", journal.size},
                         {"url", journal.url}, {"validator", journal.validator}, {"done", done}}
-      .dump();
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::optional<Journal> parse_journal(std::string_view text, std::uint64_t file_size) {

@@ -28,6 +28,7 @@ struct Journal {
 };
 
 // JSON of the sidecar: {"version":2,"etag","size","url","validator","done":[[first,end],...]}.
+// Never throws for the strings' bytes: what is not UTF-8 becomes U+FFFD.
 std::string journal_to_json(const Journal& journal);
 
 // Parses a sidecar of a partial whose file is `file_size` bytes. A version 1

@@ -1,6 +1,7 @@
 #include "transfer/local_metadata.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -14,17 +15,25 @@ fs::path local_metadata_path(const fs::path& local_dir, const std::string& file)
   return local_dir / ".cache/huggingface/download" / (file + ".metadata");
 }
 
-std::optional<LocalMetadata> parse_local_metadata(std::string_view view) {
-  const std::string text(view);
+std::optional<LocalMetadata> parse_local_metadata(std::string_view text) {
+  // As Python reads it: three readline().strip() values and float() of the third; anything
+  // else (a missing line, a timestamp with trailing bytes, inf or nan) means corrupt.
+  auto next_line = [&text] {
+    auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    auto b = line.find_first_not_of(" \t\r\v\f");
+    if (b == std::string_view::npos) return std::string();
+    return std::string(line.substr(b, line.find_last_not_of(" \t\r\v\f") - b + 1));
+  };
   LocalMetadata m;
-  auto a = text.find('\n');
-  auto b = a == std::string::npos ? a : text.find('\n', a + 1);
-  if (b == std::string::npos) return std::nullopt;
-  m.commit = text.substr(0, a);
-  m.etag = text.substr(a + 1, b - a - 1);
+  m.commit = next_line();
+  m.etag = next_line();
+  const std::string ts = next_line();
+  if (ts.empty()) return std::nullopt;
   char* end = nullptr;
-  m.timestamp = std::strtod(text.c_str() + b + 1, &end);
-  if (end == text.c_str() + b + 1) return std::nullopt;
+  m.timestamp = std::strtod(ts.c_str(), &end);
+  if (end != ts.c_str() + ts.size() || !std::isfinite(m.timestamp)) return std::nullopt;
   return m;
 }
 

@@ -17,7 +17,8 @@ struct LocalMetadata {
 
 std::filesystem::path local_metadata_path(const std::filesystem::path& local_dir, const std::string& file);
 
-// The three lines of a .metadata text; nullopt when it has fewer than two newlines.
+// The three lines of a .metadata text, each stripped of blanks; nullopt when one is missing or
+// the third is not a finite number and nothing else.
 std::optional<LocalMetadata> parse_local_metadata(std::string_view text);
 // The .metadata text for `m` (timestamp with microseconds, as Python's time.time()).
 std::string format_local_metadata(const LocalMetadata& m);

@@ -381,9 +381,11 @@ struct FaultServer::Impl {
       return;
     }
     bool hop;
+    std::string etag;
     {
       std::lock_guard lock(mutex);
       hop = faults.cdn_redirect_hop;
+      etag = faults.cdn_etag.empty() ? "\"" + sha + "\"" : faults.cdn_etag;
     }
     if (!redirect_to.empty()) {
       res.status = 302;
@@ -395,7 +397,7 @@ struct FaultServer::Impl {
       res.set_header("Location", req.target + (req.target.find('?') == std::string::npos ? "?" : "&") + "hop=1");
       return;
     }
-    res.set_header("ETag", "\"" + sha + "\"");
+    res.set_header("ETag", etag);
     serve_body(req, res, content, req.method == "HEAD");
   }
 };

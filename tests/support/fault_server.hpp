@@ -60,6 +60,7 @@ class FaultServer {
     std::string cdn_redirect_to;
     std::string fake_etag;    // announced instead of the real ETag / X-Linked-Etag
     std::string fake_commit;  // announced instead of the real commit (X-Repo-Commit, revision API)
+    std::string cdn_etag;     // the CDN's ETag header on bodies, sent as is instead of "<sha256>"
     // The hub sits on the next `header_stall_count` requests for `header_stall_ms` before answering.
     int header_stall_ms = 0;
     int header_stall_count = 0;

@@ -9,6 +9,11 @@
 #include "hub/hub_client.hpp"
 #include "hub/repo_api.hpp"
 #include "hubcache/error.hpp"
+#include "store/repo_cache.hpp"
+#include "store/tree_cache.hpp"
+#include "support/test_support.hpp"
+#include "transfer/journal.hpp"
+#include "transfer/local_metadata.hpp"
 
 using namespace hubcache;
 using namespace std::string_literals;
@@ -17,6 +22,12 @@ namespace {
 
 constexpr const char* kCommit = "607a30d783dfa663caf39e06633721c8d4cfcd7e";
 constexpr const char* kGitSha = "d7edf6bd2a681fb0175f7735299831ee1b22b812";
+constexpr const char* kSha256 = "4bb2a8a3ab5a1a1a6ef5d7e3b0c44298fc1c149afbf4c8996fb92427ae41e464";
+
+std::string tree_cache_json(const std::string& entry) {
+  return "{\n \"files\": {\n  \"config.json\": {\"size\": 665, \"blob_id\": \""s + kGitSha +
+         "\"},\n  \"model.safetensors\": " + entry + "\n },\n \"format_version\": 1\n}";
+}
 
 hub::Context context() {
   hub::Context ctx;
@@ -105,4 +116,105 @@ TEST(FuzzRegressions, LinkHeaderFollowsRfc8288) {
             "https://huggingface.co/api/models/gpt2/tree/main?recursive=true&cursor=ZXk%3D");
   EXPECT_EQ(hub::next_link("<https://h/x>; rel=\"xet-auth\""), std::nullopt);
   EXPECT_EQ(hub::next_link(""), std::nullopt);
+}
+
+// fuzz_cache_files: trees/<commit>.json was trusted for blob names, so a planted or corrupt file
+// could name blobs/<anything>, "../../x" included, for the snapshot download to write.
+TEST(FuzzRegressions, TreeCacheRefusesBlobNamesThatAreNotHashes) {
+  for (std::string etag : {"4bb2a8a3ab;a1a1a6ef5d7e3b0c44298fc1c149afbf4c8996fb92427ae41e464"s, "../../../../outside"s,
+                           std::string(kSha256) + "0"}) {
+    EXPECT_FALSE(store::parse_tree_cache(tree_cache_json("{\"size\": 5, \"blob_id\": \""s + kGitSha +
+                                                         "\", \"lfs_sha256\": \"" + etag + "\", \"lfs_size\": 5}")))
+        << etag;
+  }
+  EXPECT_FALSE(store::parse_tree_cache(tree_cache_json("{\"size\": 5, \"blob_id\": \"../x\"}")));
+
+  // Through the file the snapshot download reads.
+  test::TempDir dir;
+  store::RepoCache cache(dir.path(), "org/name", RepoType::model);
+  test::write_file(cache.repo_dir() / "trees" / (std::string(kCommit) + ".json"),
+                   tree_cache_json("{\"size\": 5, \"blob_id\": \"../../../../outside\"}"));
+  EXPECT_FALSE(store::read_tree_cache(cache, kCommit));
+
+  auto good = store::parse_tree_cache(tree_cache_json("{\"size\": 5, \"blob_id\": \""s + kGitSha +
+                                                      "\", \"lfs_sha256\": \"" + kSha256 + "\", \"lfs_size\": 5}"));
+  ASSERT_TRUE(good);
+  ASSERT_EQ(good->size(), 2u);
+  EXPECT_EQ((*good)[1].etag(), kSha256);
+}
+
+// fuzz_cache_files: a field of another type ("blob_id": 548105171) made nlohmann's value()
+// throw type_error out of the reader, failing every snapshot of that commit.
+TEST(FuzzRegressions, TreeCacheWithMistypedFieldsIsIgnored) {
+  for (std::string entry :
+       {"{\"size\": 548105171, \"blob_id\": 548105171}"s, "{\"size\": \"5\"}"s,
+        "{\"size\": -5, \"blob_id\": \""s + kGitSha + "\"}", "{\"size\": 1e300, \"blob_id\": \""s + kGitSha + "\"}"}) {
+    std::optional<std::vector<hub::TreeFile>> files;
+    EXPECT_NO_THROW(files = store::parse_tree_cache(tree_cache_json(entry))) << entry;
+    EXPECT_FALSE(files) << entry;
+  }
+  EXPECT_FALSE(store::parse_tree_cache("{\"format_version\": \"1\", \"files\": {}}"));
+}
+
+// fuzz_cache_files: a sidecar that is JSON but not an object ("6") made value() throw
+// type_error out of the partial-download scan, and so out of every later download of the file.
+// (The engine's journal reader has typed look-ups; these inputs keep it so.)
+TEST(FuzzRegressions, ResumeJournalOfAnotherShapeIsNotResumable) {
+  for (std::string text :
+       {"6\0\0\0\n07a30d783dfa663caf39e+6633720c8d4cfcd7e"s, "6"s, "[]"s, "null"s, "{\"etag\": 5, \"size\": 5}"s,
+        "{\"etag\": \"e\", \"size\": -1}"s, "{\"etag\": \"e\", \"size\": 1e300}"s, "{\"etag\": \"e\"}"s,
+        "{\"etag\": \"e\", \"size\": 9, \"done\": [[0, \"5\"]]}"s, "{\"etag\": \"e\", \"size\": 9, \"done\": {}}"s}) {
+    std::optional<transfer::Journal> j;
+    EXPECT_NO_THROW(j = transfer::parse_journal(text, 9)) << testing::PrintToString(text);
+    EXPECT_FALSE(j) << testing::PrintToString(text);
+  }
+  transfer::Journal j{kSha256, 42, "https://cdn.example/x?a=1", "\"v1\"", {}};
+  j.done.add(0, 10);
+  j.done.add(20, 42);
+  auto back = transfer::parse_journal(transfer::journal_to_json(j), 42);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->etag, kSha256);
+  EXPECT_EQ(back->size, 42u);
+  EXPECT_EQ(back->url, "https://cdn.example/x?a=1");
+  EXPECT_EQ(back->validator, "\"v1\"");
+  EXPECT_EQ(back->done.ranges(), j.done.ranges());
+}
+
+// fuzz_cache_files: writing a journal threw nlohmann's type_error (not UTF-8) for a Location or
+// CDN ETag header with raw bytes; write_journal is best effort, but the throw went past
+// download.cpp's clean-up and left a full-size temp file behind.
+TEST(FuzzRegressions, ResumeJournalWritesAnyBytes) {
+  transfer::Journal j{"b0c4\xcc", 7, "https://cdn.example/\xff\xfe", "\"\xc3\x28\"", {}};
+  j.done.add(0, 3);
+  std::string text;
+  EXPECT_NO_THROW(text = transfer::journal_to_json(j));
+  auto back = transfer::parse_journal(text, 7);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->size, 7u);
+  EXPECT_EQ(back->done.ranges(), j.done.ranges());
+  EXPECT_NE(back->etag, "b0c4\xcc");  // replaced: such a partial is never adopted
+
+  test::TempDir dir;
+  const auto temp = dir / "blob.0123abcd.incomplete";
+  test::write_file(temp, "abcdefg");
+  bool written = false;
+  EXPECT_NO_THROW(written = transfer::write_journal(temp, j));
+  EXPECT_TRUE(written);
+  EXPECT_TRUE(transfer::parse_journal(test::read_file(transfer::sidecar_of(temp)), 7));
+}
+
+// fuzz_cache_files: a .metadata timestamp of "17123456781e40056" read as inf, so the local file
+// counted as unmodified forever; a missing or trailing-garbage timestamp read as a number too.
+TEST(FuzzRegressions, LocalMetadataNeedsAFiniteTimestamp) {
+  const std::string head = std::string(kCommit) + "\n" + kSha256 + "\n";
+  for (std::string ts : {"17123456781e40056\n"s, "inf\n"s, "nan\n"s, "\n"s, ""s, "1712345678.5x\n"s})
+    EXPECT_FALSE(transfer::parse_local_metadata(head + ts)) << testing::PrintToString(ts);
+  auto m = transfer::parse_local_metadata(std::string(kCommit) + "\r\n" + kSha256 + "\r\n1712345678.123456\r\n");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->commit, kCommit);
+  EXPECT_EQ(m->etag, kSha256);
+  EXPECT_DOUBLE_EQ(m->timestamp, 1712345678.123456);
+  auto back = transfer::parse_local_metadata(transfer::format_local_metadata(*m));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->etag, kSha256);
 }
