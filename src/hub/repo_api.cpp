@@ -122,21 +122,39 @@ std::optional<std::string> next_link(const std::string& header) {
 std::vector<TreeFile> parse_tree_page(const std::string& body) {
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_array()) throw Error(ErrorCode::http, "The tree listing is not a JSON array.");
+  // Typed look-ups: json::value() throws type_error when a field has another type (and takes
+  // a float size with undefined behaviour); a malformed listing is an Error(http).
+  auto malformed = [](const char* field) {
+    return Error(ErrorCode::http,
+                 std::string("The tree listing has an entry whose '") + field + "' is not of the expected type.");
+  };
+  auto text_field = [&](const nlohmann::json& e, const char* key, std::string fallback) {
+    auto it = e.find(key);
+    if (it == e.end()) return fallback;
+    if (!it->is_string()) throw malformed(key);
+    return it->get<std::string>();
+  };
+  auto size_field = [&](const nlohmann::json& e, const char* key, std::uint64_t fallback) {
+    auto it = e.find(key);
+    if (it == e.end()) return fallback;
+    if (!it->is_number_unsigned()) throw malformed(key);
+    return it->get<std::uint64_t>();
+  };
   std::vector<TreeFile> out;
   for (const auto& e : j) {
-    if (!e.is_object() || e.value("type", "") != "file") continue;
+    if (!e.is_object() || text_field(e, "type", "") != "file") continue;
     TreeFile f;
-    f.path = e.value("path", "");
+    f.path = text_field(e, "path", "");
     try {
       layout::validate_filename(f.path);
     } catch (const Error&) {
       throw Error(ErrorCode::integrity, "The server listed an unsafe file name '" + f.path + "'; refusing it.");
     }
-    f.size = e.value("size", std::uint64_t{0});
-    f.blob_id = e.value("oid", "");
+    f.size = size_field(e, "size", 0);
+    f.blob_id = text_field(e, "oid", "");
     if (e.contains("lfs") && e["lfs"].is_object()) {
-      f.lfs_sha256 = e["lfs"].value("oid", "");
-      f.lfs_size = e["lfs"].value("size", f.size);
+      f.lfs_sha256 = text_field(e["lfs"], "oid", "");
+      f.lfs_size = size_field(e["lfs"], "size", f.size);
       f.size = f.lfs_size;
     }
     // Kept only so trees/<commit>.json says what Python would write; hubcache itself never uses Xet.

@@ -218,3 +218,32 @@ TEST(FuzzRegressions, LocalMetadataNeedsAFiniteTimestamp) {
   ASSERT_TRUE(back);
   EXPECT_EQ(back->etag, kSha256);
 }
+
+// fuzz_hub_json: a tree entry whose "type" was an object made nlohmann's value() throw
+// type_error (not a hubcache::Error) out of the listing; so did a numeric path or a string
+// size, and a float size converted with undefined behaviour.
+TEST(FuzzRegressions, TreePageWithMistypedFieldsIsAnHttpError) {
+  const std::string oid = "\"oid\":\""s + kGitSha + "\"";
+  for (std::string entry :
+       {"{\"type\":{\"oid\":\""s + kSha256 + "\",\"size\":287060061,\"pointerSize\":135},\"xetHash\":\"" + kSha256 +
+            "\"}",
+        "{\"type\":\"file\",\"path\":5," + oid + "}", "{\"type\":\"file\",\"path\":\"a\",\"size\":\"5\"," + oid + "}",
+        "{\"type\":\"file\",\"path\":\"a\",\"size\":1e300," + oid + "}",
+        "{\"type\":\"file\",\"path\":\"a\",\"size\":-1," + oid + "}", "{\"type\":\"file\",\"path\":\"a\",\"oid\":[]}"s,
+        "{\"type\":\"file\",\"path\":\"a\"," + oid + ",\"lfs\":{\"oid\":\"" + kSha256 + "\",\"size\":1.5}}"}) {
+    const std::string page = "[{\"type\":\"file\"," + oid + ",\"size\":665,\"path\":\"config.json\"}," + entry + "]";
+    try {
+      hub::parse_tree_page(page);
+      ADD_FAILURE() << "accepted " << page;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::http) << page;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "threw " << e.what() << " for " << page;
+    }
+  }
+  auto files =
+      hub::parse_tree_page("[{\"type\":\"file\"," + oid + ",\"size\":5,\"path\":\"m.bin\",\"lfs\":{\"oid\":\"" +
+                           kSha256 + "\",\"size\":5,\"pointerSize\":134}}]");
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].etag(), kSha256);
+}
