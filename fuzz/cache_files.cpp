@@ -1,17 +1,21 @@
-// Small files the cache reads back: refs/<revision>, trees/<commit>.json, local-dir
+// Small files the cache reads back: refs/<revision>, trees/<commit>.json (both readers: the
+// snapshot download's store::parse_tree_cache and verify's admin::read_tree_cache), local-dir
 // .cache/huggingface/download/<file>.metadata and the <partial>.resume journal of a download.
 // The raw input goes through every reader (none may throw anything but hubcache::Error, and
 // what they accept must be usable); then a record built from the same bytes goes through each
 // writer and back (round trip).
 #include <fuzzer/FuzzedDataProvider.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "fuzz_support.hpp"
+#include "hubcache/admin.hpp"
 #include "layout/naming.hpp"
 #include "store/repo_cache.hpp"
 #include "store/tree_cache.hpp"
@@ -55,11 +59,11 @@ void check_ref(const std::string& text) {
   if (layout::is_commit_hash(trimmed(text))) FUZZ_CHECK(commit, "refused ref " + printable(text));
 }
 
-void check_tree_cache(const std::string& text) {
+std::optional<std::vector<hub::TreeFile>> check_tree_cache(const std::string& text) {
   std::optional<std::vector<hub::TreeFile>> files;
   FUZZ_CHECK(fuzz::only_hubcache_errors("parse_tree_cache", [&] { files = store::parse_tree_cache(text); }),
              printable(text));
-  if (!files) return;
+  if (!files) return files;
   const std::filesystem::path snapshot = "/c/models--o--n/snapshots/c", blobs = "/c/models--o--n/blobs";
   for (const auto& f : *files) {
     FUZZ_CHECK(fuzz::only_hubcache_errors("validate_filename", [&] { layout::validate_filename(f.path); }),
@@ -70,6 +74,50 @@ void check_tree_cache(const std::string& text) {
   }
   auto again = store::parse_tree_cache(store::format_tree_cache(*files));
   FUZZ_CHECK(again && again->size() == files->size(), "tree cache round trip of " + printable(text));
+  return files;
+}
+
+// admin::read_tree_cache reads the file itself: give it one, in a folder made once per process
+// (and removed when libFuzzer exits normally). In /dev/shm when there is one: rewriting a file
+// thousands of times a second on a disk filesystem (ext4 flushes truncated files on close) would
+// make the target I/O-bound.
+struct ScratchRepo {
+  std::filesystem::path dir;
+  ScratchRepo() {
+    std::error_code ec;
+    const auto base = std::filesystem::is_directory("/dev/shm", ec) ? std::filesystem::path("/dev/shm")
+                                                                    : std::filesystem::temp_directory_path();
+    std::string tmpl = (base / "hubcache-fuzz-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) std::abort();
+    dir = tmpl;
+    std::filesystem::create_directories(dir / "trees");
+  }
+  ~ScratchRepo() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+void check_admin_tree_cache(const std::string& text, const std::optional<std::vector<hub::TreeFile>>& store_view) {
+  static const ScratchRepo scratch;
+  const std::filesystem::path& repo = scratch.dir;
+  const std::string commit = "0123456789abcdef0123456789abcdef01234567";
+  {
+    std::ofstream out(repo / "trees" / (commit + ".json"), std::ios::binary | std::ios::trunc);
+    out << text;
+  }
+  std::optional<admin::TreeListing> listing;
+  FUZZ_CHECK(
+      fuzz::only_hubcache_errors("admin::read_tree_cache", [&] { listing = admin::read_tree_cache(repo, commit); }),
+      printable(text));
+  // Where the snapshot reader takes a file whose entries all have a blob_id, verify reads the same.
+  if (!store_view || !listing) return;
+  FUZZ_CHECK(listing->size() == store_view->size(), printable(text));
+  for (const auto& f : *store_view) {
+    auto it = listing->find(f.path);
+    FUZZ_CHECK(it != listing->end() && it->second.lfs_sha256 == f.lfs_sha256 && it->second.blob_id == f.blob_id,
+               "the two tree cache readers disagree on " + printable(f.path) + " in " + printable(text));
+  }
 }
 
 void check_local_metadata(const std::string& text) {
@@ -147,7 +195,7 @@ void round_trips(FuzzedDataProvider& in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   check_ref(text);
-  check_tree_cache(text);
+  check_admin_tree_cache(text, check_tree_cache(text));
   check_local_metadata(text);
   check_journal(text, text.size());
   check_journal(text, UINT64_MAX);
