@@ -25,7 +25,9 @@ std::optional<TreeListing> read_tree_cache(const fs::path& repo_dir, const std::
   auto text = util::read_small_file(repo_dir / "trees" / (commit + ".json"));
   if (!text) return std::nullopt;
   auto doc = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object() || doc.value("format_version", 0) != 1 || !doc.contains("files") || !doc["files"].is_object())
+  // No json::value() here: it throws type_error for a format_version of another type.
+  if (!doc.is_object() || !doc.contains("format_version") || !doc["format_version"].is_number_integer() ||
+      doc["format_version"] != 1 || !doc.contains("files") || !doc["files"].is_object())
     return std::nullopt;
   TreeListing listing;
   for (const auto& [name, entry] : doc["files"].items()) {
