@@ -1,7 +1,7 @@
 # The fuzz targets (fuzz/<name>.cpp -> fuzz_<name>) and how a test runs one briefly. Shared by
 # fuzz/CMakeLists.txt (the clang build that compiles them) and fuzz/smoke.cmake (the test build,
 # which builds them in a nested clang build).
-set(HUBCACHE_FUZZ_TARGETS http_headers link_header hub_json cache_files urls names)
+set(HUBCACHE_FUZZ_TARGETS http_headers link_header hub_json cache_files urls names http_ranges)
 set(HUBCACHE_FUZZ_SECONDS 3 CACHE STRING "Seconds each fuzz target runs as a test")
 
 # A ctest test fuzz.<name>: the committed seeds (fuzz/corpus/<name>, read only) plus a scratch
