@@ -117,7 +117,19 @@ void RepoCache::write_ref(std::string_view revision, std::string_view commit) co
     ::utimensat(AT_FDCWD, ref.c_str(), nullptr, 0);  // confirmed now: refresh for max-age
     return;
   }
-  util::atomic_write(ref, commit);
+  try {
+    util::atomic_write(ref, commit);
+  } catch (const Error&) {
+    // The repo folder went meanwhile (a concurrent gc or rm of the whole repo):
+    // make the folders again, once. Any other failure stands.
+    std::error_code ec;
+    if (fs::exists(ref.parent_path(), ec)) throw;
+    refuse_planted_symlinks(snapshot_dir(commit));
+    refuse_planted_symlinks(ref.parent_path());
+    util::make_dirs(snapshot_dir(commit));
+    util::make_dirs(ref.parent_path());
+    util::atomic_write(ref, commit);
+  }
 }
 
 void RepoCache::write_no_exist(std::string_view commit, std::string_view file) const noexcept {
@@ -154,14 +166,24 @@ void copy_file_atomically(const fs::path& from, const fs::path& to) {
 }  // namespace
 
 void RepoCache::link_pointer(const fs::path& blob, const fs::path& pointer, bool new_blob) const {
-  refuse_planted_symlinks(pointer.parent_path());
-  util::make_dirs(pointer.parent_path());
-  refuse_planted_symlinks(pointer.parent_path());
+  auto make_folders = [&] {
+    refuse_planted_symlinks(pointer.parent_path());
+    util::make_dirs(pointer.parent_path());
+    refuse_planted_symlinks(pointer.parent_path());
+  };
+  make_folders();
   if (symlinks_supported(pointer.parent_path())) {
     auto target = layout::relative_link_target(pointer, blob);
     auto tmp = pointer;
     tmp += "." + util::random_hex8() + ".tmp";
-    if (::symlink(target.c_str(), tmp.c_str()) == 0) {
+    int rc = ::symlink(target.c_str(), tmp.c_str());
+    if (rc != 0 && errno == ENOENT) {
+      // The snapshot folder went meanwhile (a concurrent gc or rm of the revision):
+      // make it again, once. The blob is safe: we hold its lock.
+      make_folders();
+      rc = ::symlink(target.c_str(), tmp.c_str());
+    }
+    if (rc == 0) {
       if (::rename(tmp.c_str(), pointer.c_str()) == 0) return;
       int err = errno;
       ::unlink(tmp.c_str());
@@ -173,6 +195,10 @@ void RepoCache::link_pointer(const fs::path& blob, const fs::path& pointer, bool
   }
   if (new_blob) {
     if (::rename(blob.c_str(), pointer.c_str()) == 0) return;
+    if (errno == ENOENT && util::is_regular_file(blob)) {
+      make_folders();
+      if (::rename(blob.c_str(), pointer.c_str()) == 0) return;
+    }
     if (errno != EXDEV) util::throw_errno(errno, "Cannot move " + blob.string() + " to " + pointer.string());
   }
   copy_file_atomically(blob, pointer);

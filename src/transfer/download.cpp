@@ -239,12 +239,17 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
 // Blob bookkeeping shared by fetch_online and the snapshot downloader.
 fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store::RepoCache& cache,
                      const hub::FileMetadata& meta, const fs::path& pointer, const Options& options) {
-  util::make_dirs(cache.blobs_dir());
-  util::make_dirs(pointer.parent_path());
+  // Nothing is written below a planted symlink, not even the pointer's folders.
+  cache.refuse_planted_symlinks(pointer.parent_path());
   store::write_cachedir_tag(cache.root());
   const fs::path blob = cache.blob_path(meta.etag);
   // Best effort: correctness comes from unique temp files and the rename, not the lock.
+  // Folders are made only under the lock: `gc` and `rm` keep a repo whose locks are
+  // held, so a whole-repo deletion cannot take them away from a download that has
+  // just made them (and create_temp makes them again if one did, in the window
+  // before it saw the lock).
   store::FileLock lock(cache.lock_path(meta.etag), options.cancel);
+  util::make_dirs(cache.blobs_dir());
   bool new_blob = false;
   if (options.force_download || !util::is_regular_file(blob)) {
     download_verified(client, ctx, meta, blob, options);
