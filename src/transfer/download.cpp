@@ -194,8 +194,10 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
     } catch (const LostClaim&) {
       again = true;  // the file is another process's now: leave it alone
     } catch (const Error& e) {
-      // A network failure or a cancellation keeps the partial for a re-run.
-      if (e.code() != ErrorCode::network && e.code() != ErrorCode::cancelled) remove_temp(temp);
+      // A network failure, a cancellation or a refused URL keeps the partial for a re-run.
+      if (e.code() != ErrorCode::network && e.code() != ErrorCode::cancelled &&
+          !dynamic_cast<const ResumableError*>(&e))
+        remove_temp(temp);
       throw;
     }
   }
