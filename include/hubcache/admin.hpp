@@ -66,7 +66,7 @@ struct IncompleteFile {
   fs::path path;
   std::string repo_folder;  // "models--org--name"
   std::string etag;         // from <etag>.<8hex>.incomplete or legacy <etag>.incomplete
-  std::uint64_t size = 0;
+  std::uint64_t size = 0;   // bytes allocated on disk (a partial is sparse), at most its apparent size
   TimePoint last_modified{};
   fs::path lock_path;  // the lock a live download of this etag holds
 };
