@@ -134,11 +134,11 @@ int open_claimed(const fs::path& temp) {
 
 // Creates a new temp file: O_EXCL and O_NOFOLLOW, so a name planted in advance
 // (a symlink, a file of someone else's) is never opened. When the folder vanished
-// meanwhile (a concurrent `gc` or `rm` of the whole repo), it is made again, once.
+// meanwhile (a concurrent `gc` or `rm` of the whole repo), it is made again.
 int create_temp(const fs::path& temp) {
   for (int attempt = 0;; ++attempt) {
     int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd >= 0 || errno != ENOENT || attempt > 0) return fd;
+    if (fd >= 0 || errno != ENOENT || attempt >= store::kVanishedFolderRetries) return fd;
     util::make_dirs(temp.parent_path());
   }
 }
