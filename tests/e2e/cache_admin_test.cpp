@@ -415,7 +415,7 @@ TEST(CacheAdmin, RmOfOldRevisionsWhileANewOneDownloadsNeverLeavesADanglingLink) 
 
 // A gc that evicts every revision removes the whole repo folder. A download makes
 // blobs/ and the snapshot folder only once it holds the blob's lock (gc and rm keep
-// a repo whose locks are held), and makes them again, once, when they vanished in
+// a repo whose locks are held), and makes them again (up to five times) when they vanished in
 // the window before gc could see that lock; refs likewise. Before, a download that
 // had made blobs/ but not yet taken its lock failed with exit 11 ("Cannot create
 // blobs/<etag>.<8hex>.incomplete: No such file or directory") and left a repo
