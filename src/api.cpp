@@ -24,10 +24,21 @@ std::filesystem::path resolve_cache_root(const Options& options) {
     root = settings.hub_cache;
   }
   // Python: Path(cache_dir).expanduser().resolve(): absolute, symlinks resolved,
-  // so printed paths match the ones huggingface_hub prints.
+  // so printed paths match the ones huggingface_hub prints. Resolving costs a
+  // getcwd and a readlink per path component, more than the rest of a cache hit,
+  // so the last answer for an absolute root is kept per thread (a relative one
+  // depends on the working directory; a symlink in the cache path re-pointed while
+  // the process runs is seen by new threads only).
+  thread_local fs::path last_input, last_output;
+  if (!last_input.empty() && root == last_input) return last_output;
   std::error_code ec;
   auto canonical = fs::weakly_canonical(fs::absolute(root, ec), ec);
-  return ec ? fs::absolute(root).lexically_normal() : canonical;
+  auto resolved = ec ? fs::absolute(root).lexically_normal() : canonical;
+  if (root.is_absolute()) {
+    last_input = root;
+    last_output = resolved;
+  }
+  return resolved;
 }
 
 std::filesystem::path cache_root(const Options& options) {

@@ -66,7 +66,7 @@ struct IncompleteFile {
   fs::path path;
   std::string repo_folder;  // "models--org--name"
   std::string etag;         // from <etag>.<8hex>.incomplete or legacy <etag>.incomplete
-  std::uint64_t size = 0;
+  std::uint64_t size = 0;   // bytes allocated on disk (a partial is sparse), at most its apparent size
   TimePoint last_modified{};
   fs::path lock_path;  // the lock a live download of this etag holds
 };
@@ -96,11 +96,17 @@ struct DeletePlan {
   std::vector<fs::path> refs;        // refs/<name>
   std::vector<fs::path> blobs;       // repo-level blobs (links into the shared store are unlinked only)
   std::vector<fs::path> incomplete;  // stale .incomplete files
+  // Leftovers of killed writes (prune only): `<name>.<8hex>.tmp` of an atomic write
+  // (refs, tree listings, snapshot links), resume journals whose partial is gone.
+  std::vector<fs::path> temps;
   // Lock that must be free at execution time for each blob / incomplete file (same order).
   std::vector<fs::path> blob_locks;
   std::vector<fs::path> incomplete_locks;
+  // Per temp: the download lock that must be free, or "" when only its age counts
+  // (it must still be older than kStaleTempAge when it is deleted).
+  std::vector<fs::path> temp_locks;
   // Bytes each entry releases (same order as the paths above).
-  std::vector<std::uint64_t> repo_bytes, snapshot_bytes, blob_bytes, incomplete_bytes;
+  std::vector<std::uint64_t> repo_bytes, snapshot_bytes, blob_bytes, incomplete_bytes, temp_bytes;
   std::uint64_t expected_freed = 0;
   std::size_t nb_repos = 0;
   std::size_t nb_revisions = 0;
@@ -110,14 +116,14 @@ struct DeletePlan {
   std::vector<std::string> warnings;
 
   bool empty() const {
-    return repos.empty() && snapshots.empty() && refs.empty() && blobs.empty() && incomplete.empty();
+    return repos.empty() && snapshots.empty() && refs.empty() && blobs.empty() && incomplete.empty() && temps.empty();
   }
 
   struct Result {
     std::uint64_t freed = 0;            // bytes actually released
     std::vector<std::string> warnings;  // missing paths, entries skipped because a download holds them
   };
-  // Deletes in a safe order: repos, refs, snapshots, blobs, incomplete files.
+  // Deletes in a safe order: repos, refs, snapshots, blobs, incomplete files, temps.
   // Blobs go last so an interruption never leaves a link to a missing blob;
   // refs go before their snapshot (Python does the reverse) so a concurrent scan
   // or an interruption sees a detached revision, never a ref to a missing commit. Re-checks
@@ -133,8 +139,16 @@ struct DeletePlan {
 // Throws Error(invalid_argument) for a target of none of these shapes.
 DeletePlan plan_rm(const ScanReport& report, const std::vector<std::string>& targets);
 
-// prune: every detached revision plus every .incomplete file no live download holds.
-DeletePlan plan_prune(const ScanReport& report);
+// A temp file of an atomic write untouched this long is a leftover: such writes take
+// milliseconds (a no-symlink copy keeps its mtime fresh while it runs).
+inline constexpr std::chrono::minutes kStaleTempAge{5};
+
+// prune: every detached revision, every .incomplete file no live download holds,
+// and the leftovers of killed writes under report.root: `<name>.<8hex>.tmp` files
+// (refs, trees, snapshots, .no_exist, blobs, the root) older than kStaleTempAge,
+// and resume journals (`<partial>.resume`, `.resume.tmp`) whose partial is gone and
+// whose download lock is free. `now` is for tests.
+DeletePlan plan_prune(const ScanReport& report, TimePoint now = Clock::now());
 
 struct GcPolicy {
   std::optional<std::uint64_t> max_size{};           // evict until the cache is at most this many bytes

@@ -16,6 +16,7 @@ int confirm_and_execute(const DeletePlan& plan, const ConfirmOptions& options, s
   }
   out << "About to delete " << plan.nb_repos << " repo(s) and " << plan.nb_revisions << " revision(s)";
   if (!plan.incomplete.empty()) out << " and " << plan.incomplete.size() << " incomplete file(s)";
+  if (!plan.temps.empty()) out << " and " << plan.temps.size() << " leftover temp file(s)";
   out << " totalling " << format_size(plan.expected_freed) << ".\n";
   for (const auto& e : plan.entries) out << "  - " << e << "\n";
   if (options.dry_run) {

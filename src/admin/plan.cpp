@@ -10,7 +10,9 @@
 #include <cctype>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <set>
+#include <string_view>
 #include <system_error>
 #include <unordered_map>
 #include <unordered_set>
@@ -235,13 +237,107 @@ DeletePlan plan_rm(const ScanReport& report, const std::vector<std::string>& tar
   return build(report, selected, std::move(plan));
 }
 
-DeletePlan plan_prune(const ScanReport& report) {
+namespace {
+
+bool is_hex8(std::string_view s) {
+  return s.size() == 8 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// `<name>.<8hex>.tmp`: util::atomic_write's and the store's temp names.
+bool is_atomic_temp(std::string_view name) {
+  if (name.size() < 14 || name.substr(name.size() - 4) != ".tmp") return false;
+  const auto stem = name.substr(0, name.size() - 4);
+  const auto dot = stem.rfind('.');
+  return dot != std::string_view::npos && dot > 0 && is_hex8(stem.substr(dot + 1));
+}
+
+TimePoint mtime_of(const struct stat& st) {
+  return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(st.st_mtim.tv_sec) +
+                                                               std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+}
+
+// The partial a resume journal belongs to ("<partial>.resume", "<partial>.resume.tmp").
+std::optional<std::string> journal_owner(std::string_view name) {
+  for (std::string_view suffix : {std::string_view(".resume"), std::string_view(".resume.tmp")})
+    if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) {
+      auto owner = name.substr(0, name.size() - suffix.size());
+      if (owner.size() > 11 && owner.substr(owner.size() - 11) == ".incomplete") return std::string(owner);
+    }
+  return std::nullopt;
+}
+
+void add_stale_temps(const ScanReport& report, TimePoint now, DeletePlan& plan) {
+  std::size_t young = 0;
+  auto consider = [&](const fs::path& path, const std::string& shown, const fs::path& lock) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return;
+    if (lock.empty() && now - mtime_of(st) < kStaleTempAge) {
+      ++young;
+      return;
+    }
+    if (!lock.empty() && store::FileLock::is_locked(lock)) return;  // a live download's
+    const auto bytes = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+    plan.temps.push_back(path);
+    plan.temp_locks.push_back(lock);
+    plan.temp_bytes.push_back(bytes);
+    plan.expected_freed += bytes;
+    plan.entries.push_back(shown + " (leftover of an interrupted write, " + format_size(bytes) + ")");
+  };
+  std::error_code ec;
+  for (auto top = fs::directory_iterator(report.root, ec); !ec && top != fs::directory_iterator(); top.increment(ec)) {
+    const std::string name = top->path().filename().string();
+    if (is_atomic_temp(name)) {
+      consider(top->path(), name, {});
+      continue;
+    }
+    std::error_code dec;
+    if (name == ".locks" || !top->is_directory(dec)) continue;
+    // A shared blob store (reference §2.10) is not ours to tidy.
+    if (name == "blobs" && fs::exists(top->path() / ".huggingface-shared-blobs", dec)) continue;
+    const fs::path blobs = top->path() / "blobs";
+    // refs/, snapshots/, trees/, .no_exist/ (symlinked folders are not followed).
+    for (auto it = fs::recursive_directory_iterator(top->path(), fs::directory_options::skip_permission_denied, dec);
+         !dec && it != fs::recursive_directory_iterator(); it.increment(dec)) {
+      if (it->path() == blobs) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      if (is_atomic_temp(it->path().filename().string()))
+        consider(it->path(), it->path().lexically_relative(report.root).string(), {});
+    }
+    // blobs/ itself, which may be a symlink (a cache spread over disks).
+    for (auto it = fs::directory_iterator(blobs, dec); !dec && it != fs::directory_iterator(); it.increment(dec)) {
+      const std::string leaf = it->path().filename().string();
+      const std::string shown = name + "/blobs/" + leaf;
+      if (is_atomic_temp(leaf)) {
+        consider(it->path(), shown, {});
+      } else if (auto owner = journal_owner(leaf)) {
+        std::error_code oec;
+        if (fs::exists(fs::symlink_status(blobs / *owner, oec))) continue;  // goes with its partial, if stale
+        // "<etag>.<8hex>.incomplete" or "<etag>.incomplete": the etag names the lock.
+        std::string etag = owner->substr(0, owner->size() - 11);
+        if (auto dot = etag.rfind('.'); dot != std::string::npos && is_hex8(etag.substr(dot + 1))) etag.resize(dot);
+        consider(it->path(), shown, report.root / ".locks" / name / (etag + ".lock"));
+      }
+    }
+  }
+  if (young)
+    plan.warnings.push_back(std::to_string(young) + " temp file(s) younger than " +
+                            std::to_string(kStaleTempAge.count()) +
+                            " minutes kept: a write may still be under way. Run prune again later.");
+}
+
+}  // namespace
+
+DeletePlan plan_prune(const ScanReport& report, TimePoint now) {
   Selection selected;
   for (std::size_t ri = 0; ri < report.repos.size(); ++ri)
     for (std::size_t vi = 0; vi < report.repos[ri].revisions.size(); ++vi)
       if (report.repos[ri].revisions[vi].refs.empty()) selected[ri].insert(vi);
   DeletePlan plan = build(report, selected, {});
   add_incomplete(report, plan);
+  add_stale_temps(report, now, plan);
   return plan;
 }
 
@@ -433,6 +529,22 @@ DeletePlan::Result DeletePlan::execute() const {
     const std::string prefix = incomplete[i].filename().string() + ".";
     for (auto& e : fs::directory_iterator(incomplete[i].parent_path(), ec))
       if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove(e.path(), ec);
+  }
+  for (std::size_t i = 0; i < temps.size(); ++i) {
+    const fs::path lock = i < temp_locks.size() ? temp_locks[i] : fs::path();
+    TryLock guard(lock);
+    struct stat st {};
+    if (::lstat(temps[i].c_str(), &st) != 0) continue;  // finished or tidied meanwhile
+    // Still a leftover now? (A download of the journal's etag may have started since the plan.)
+    if (guard.busy() || (lock.empty() && Clock::now() - mtime_of(st) < kStaleTempAge)) {
+      result.warnings.push_back(temps[i].string() + ": kept, it is in use again.");
+      continue;
+    }
+    std::error_code ec;
+    if (fs::remove(temps[i], ec))
+      result.freed += i < temp_bytes.size() ? temp_bytes[i] : 0;
+    else if (ec)
+      throw Error(ErrorCode::io, "Cannot delete " + temps[i].string() + ": " + ec.message());
   }
   return result;
 }

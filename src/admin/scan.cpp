@@ -305,7 +305,9 @@ void scan_incomplete(const std::string& root, const std::string& folder, ScanRep
     inc.path = path;
     inc.repo_folder = folder;
     inc.etag = std::string(stem);
-    inc.size = static_cast<std::uint64_t>(st.st_size);
+    // What is on disk, not the apparent size: the engine sizes a temp file up front
+    // (sparse), so a fresh partial of a 10 GB file would otherwise show as 10 GB.
+    inc.size = std::min(static_cast<std::uint64_t>(st.st_size), static_cast<std::uint64_t>(st.st_blocks) * 512);
     inc.last_modified = to_time(st.st_mtim);
     inc.lock_path = fs::path(root) / ".locks" / folder / (inc.etag + ".lock");
     report.incomplete_size += inc.size;

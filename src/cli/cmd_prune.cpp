@@ -1,4 +1,5 @@
-// hubcache prune: delete detached revisions and stale .incomplete files.
+// hubcache prune: delete detached revisions, stale .incomplete files and the temp
+// files of writes a kill interrupted.
 #include <iostream>
 
 #include "admin/confirm.hpp"
@@ -22,8 +23,8 @@ int run(const PruneArgs& args) {
   auto plan = admin::plan_prune(report);
   return admin::confirm_and_execute(plan,
                                     {args.dry_run, args.yes,
-                                     "Nothing to prune: no detached revision and no "
-                                     "stale incomplete download."},
+                                     "Nothing to prune: no detached revision, no stale "
+                                     "incomplete download and no leftover temp file."},
                                     std::cout, std::cerr);
 }
 

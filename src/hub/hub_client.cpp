@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <thread>
 
 #include "http/headers.hpp"
@@ -30,21 +31,23 @@ Context make_context(std::string_view repo_id, std::string_view file, const Opti
   return ctx;
 }
 
-std::vector<std::pair<std::string, std::string>> request_headers(const Context& ctx, std::string_view url) {
+bool on_endpoint(const Context& ctx, std::string_view url) {
+  return http::origin_of(url) == http::origin_of(ctx.endpoint);
+}
+
+std::vector<std::pair<std::string, std::string>> request_headers(const Context& ctx, std::string_view url,
+                                                                 bool allow_auth) {
   const Settings& s = Settings::get();
   std::string ua = std::string("hubcache/") + HUBCACHE_VERSION + "; hf_hub/compat; cpp";
   if (!s.user_agent_origin.empty()) ua += "; origin/" + s.user_agent_origin;
   std::vector<std::pair<std::string, std::string>> h{{"User-Agent", ua}, {"Accept-Encoding", "identity"}};
-  if (ctx.token && http::origin_of(url) == http::origin_of(ctx.endpoint))
-    h.emplace_back("Authorization", "Bearer " + *ctx.token);
+  if (ctx.token && allow_auth && on_endpoint(ctx, url)) h.emplace_back("Authorization", "Bearer " + *ctx.token);
   return h;
 }
 
 namespace {
 
-std::string what_repo(const Context& ctx) {
-  return std::string(to_string(ctx.type)) + " '" + ctx.repo_id + "'";
-}
+std::string what_repo(const Context& ctx) { return std::string(to_string(ctx.type)) + " '" + ctx.repo_id + "'"; }
 
 std::string request_id_suffix(const http::Response& r) {
   auto id = r.headers.get("X-Request-Id");
@@ -67,64 +70,72 @@ void throw_error_from_response(const http::Response& r, const Context& ctx) {
   const std::string page = ctx.endpoint + "/" + std::string(layout::url_prefix(ctx.type)) + ctx.repo_id;
   if (code == "RevisionNotFound")
     throw Error(ErrorCode::revision_not_found, "Revision '" + ctx.revision + "' not found in " + what_repo(ctx) +
-                                                    ". Check the branch, tag or commit name" + rid + ".");
+                                                   ". Check the branch, tag or commit name" + rid + ".");
   if (code == "EntryNotFound")
-    throw EntryNotFoundError("'" + ctx.file + "' does not exist in " + what_repo(ctx) + " at revision '" +
-                                  ctx.revision + "'" + rid + ".",
-                              r.headers.get("X-Repo-Commit").value_or(""));
+    throw EntryNotFoundError(
+        "'" + ctx.file + "' does not exist in " + what_repo(ctx) + " at revision '" + ctx.revision + "'" + rid + ".",
+        r.headers.get("X-Repo-Commit").value_or(""));
   if (code == "GatedRepo")
     throw Error(ErrorCode::gated, what_repo(ctx) + " is gated: request access on " + page +
-                                       (ctx.token ? ", then retry with a token that has been granted access"
-                                                  : ", then set HF_TOKEN (or pass --token) to a token with access") +
-                                       rid + ".");
+                                      (ctx.token ? ", then retry with a token that has been granted access"
+                                                 : ", then set HF_TOKEN (or pass --token) to a token with access") +
+                                      rid + ".");
   if (message == "Access to this resource is disabled.")
     throw Error(ErrorCode::http, what_repo(ctx) + " has been disabled on the Hub" + rid + ".");
   if (r.status == 401 && ctx.token && message == "Invalid credentials in Authorization header")
     throw Error(ErrorCode::repo_not_found, "The Hub rejected your token for " + what_repo(ctx) +
-                                                " (invalid or expired). Check HF_TOKEN or the token file" + rid + ".");
+                                               " (invalid or expired). Check HF_TOKEN or the token file" + rid + ".");
   if (code == "RepoNotFound" || r.status == 401)
     throw Error(ErrorCode::repo_not_found,
-                 what_repo(ctx) + " not found on " + ctx.endpoint + ", or it is private" +
-                     (ctx.token ? " and your token has no access to it" : ": if it is private, set HF_TOKEN") +
-                     ". Check the repo id and --repo-type" + rid + ".");
+                what_repo(ctx) + " not found on " + ctx.endpoint + ", or it is private" +
+                    (ctx.token ? " and your token has no access to it" : ": if it is private, set HF_TOKEN") +
+                    ". Check the repo id and --repo-type" + rid + ".");
   if (r.status == 403)
     throw Error(ErrorCode::http, "403 Forbidden for " + what_repo(ctx) +
-                                      ": make sure your token has the permissions needed. " + server_message(r) + rid);
+                                     ": make sure your token has the permissions needed. " + server_message(r) + rid);
   if (r.status == 429)
     throw Error(ErrorCode::network, "Rate limited by " + ctx.endpoint + " (429) for " + what_repo(ctx) +
-                                         " after retries. Wait and retry, or set HF_TOKEN for higher limits" + rid +
-                                         ".");
+                                        " after retries. Wait and retry, or set HF_TOKEN for higher limits" + rid +
+                                        ".");
   if (r.status >= 500 || r.status == 408)
     throw Error(ErrorCode::network, "The server " + ctx.endpoint + " failed with HTTP " + std::to_string(r.status) +
-                                         " for " + what_repo(ctx) + " after retries: " + server_message(r) + rid);
+                                        " for " + what_repo(ctx) + " after retries: " + server_message(r) + rid);
   if (r.status == 404)
-    throw Error(ErrorCode::repo_not_found, what_repo(ctx) + " not found on " + ctx.endpoint + " (HTTP 404). " +
-                                                server_message(r) + rid);
-  throw Error(ErrorCode::http, "HTTP " + std::to_string(r.status) + " from " + ctx.endpoint + " for " +
-                                    what_repo(ctx) + ": " + server_message(r) + rid);
+    throw Error(ErrorCode::repo_not_found,
+                what_repo(ctx) + " not found on " + ctx.endpoint + " (HTTP 404). " + server_message(r) + rid);
+  throw Error(ErrorCode::http, "HTTP " + std::to_string(r.status) + " from " + ctx.endpoint + " for " + what_repo(ctx) +
+                                   ": " + server_message(r) + rid);
 }
 
 bool retryable_status(long status) { return status == 408 || status == 429 || status >= 500; }
 
-void backoff(int attempt, const http::Response* response, const std::atomic<bool>* cancel) {
+std::chrono::milliseconds retry_delay(int attempt, const http::Response* response) {
   const Settings& s = Settings::get();
   long ms = static_cast<long>(s.retry_base_ms) << std::min(attempt, 3);
   if (response) {
+    std::optional<std::int64_t> secs;
+    // Retry-After is delta-seconds or an HTTP-date (RFC 9110 §10.2.3): both count.
     if (auto ra = response->headers.get("Retry-After")) {
-      char* end = nullptr;
-      long secs = std::strtol(ra->c_str(), &end, 10);
-      if (end != ra->c_str() && secs >= 0) ms = std::min(secs, 60L) * 1000;
+      secs = http::parse_retry_after(*ra, std::time(nullptr));
+      if (secs) secs = std::min<std::int64_t>(*secs, 60);
     } else if (auto rl = response->headers.get("RateLimit")) {
-      auto t = rl->find(";t=");
-      if (t != std::string::npos) ms = std::min(std::atol(rl->c_str() + t + 3) + 1, 61L) * 1000;
+      secs = http::parse_ratelimit_reset(*rl);
+      if (secs) secs = std::min<std::int64_t>(*secs + 1, 61);
     }
+    if (secs) ms = static_cast<long>(*secs * 1000);
     // Tests and ops can shrink every wait with HUBCACHE_RETRY_BASE_MS.
     if (s.retry_base_ms < 1000) ms = std::min<long>(ms, s.retry_base_ms * 4L);
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  return std::chrono::milliseconds(ms);
+}
+
+void backoff(int attempt, const http::Response* response, const std::atomic<bool>* cancel) {
+  const auto wait = retry_delay(attempt, response);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
   while (std::chrono::steady_clock::now() < deadline) {
     if (cancel && cancel->load()) throw Error(ErrorCode::cancelled, "Cancelled.");
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<long>(ms, 50)));
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        deadline - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
   }
 }
 
@@ -132,8 +143,8 @@ namespace {
 
 // Runs one request with relative-redirect following and bounded retries. `url` is
 // updated to the last URL asked (after relative redirects).
-http::Response request_with_retries(http::Client& client, const Context& ctx, const std::string& method, std::string& url,
-                                    double timeout, int max_retries, bool follow_relative_only) {
+http::Response request_with_retries(http::Client& client, const Context& ctx, const std::string& method,
+                                    std::string& url, double timeout, int max_retries, bool follow_relative_only) {
   int redirects = 0;
   for (int attempt = 0;; ++attempt) {
     http::Request req;

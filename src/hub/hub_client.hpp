@@ -3,6 +3,7 @@
 // hubcache::Error codes with messages a user can act on.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -50,16 +51,25 @@ class EntryNotFoundError : public Error {
 };
 
 // Headers every request carries; Authorization only when `url` is on the
-// endpoint's origin (scheme, host and port all equal).
-std::vector<std::pair<std::string, std::string>> request_headers(const Context& ctx, std::string_view url);
+// endpoint's origin (scheme, host and port all equal) and `allow_auth` holds.
+// Along a redirect chain, pass allow_auth = false once any hop left the
+// endpoint's origin: like Python (requests, httpx), a token dropped on a
+// cross-origin hop is never re-added, even when a later hop comes back.
+std::vector<std::pair<std::string, std::string>> request_headers(const Context& ctx, std::string_view url,
+                                                                 bool allow_auth = true);
+// True when `url` is on the endpoint's origin.
+bool on_endpoint(const Context& ctx, std::string_view url);
 
 // Throws the Error a non-2xx/3xx response means (EntryNotFoundError for entries).
 [[noreturn]] void throw_error_from_response(const http::Response& response, const Context& ctx);
 
 // Is a status worth retrying (408, 429, 5xx)?
 bool retryable_status(long status);
-// Sleeps before retry `attempt` (0-based): Retry-After / RateLimit t= when given,
-// else exponential backoff from Settings::retry_base_ms. Throws Error(cancelled).
+// How long to wait before retry `attempt` (0-based): the response's Retry-After
+// (delta-seconds or an HTTP-date, at most 60 s) or RateLimit reset (t=, at most
+// 61 s) when given, else exponential backoff from Settings::retry_base_ms.
+std::chrono::milliseconds retry_delay(int attempt, const http::Response* response);
+// Sleeps retry_delay(attempt, response). Throws Error(cancelled).
 void backoff(int attempt, const http::Response* response, const std::atomic<bool>* cancel);
 
 // Commit, etag and size from the headers of a metadata HEAD answer (`redirect`: it was a 3xx,

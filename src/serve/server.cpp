@@ -849,14 +849,17 @@ struct Server::Impl {
       expand = e != params.end() && (e->second == "true" || e->second == "True" || e->second == "1");
     }
     const std::time_t date = snapshot_time(repo, commit);
-    auto files = list_files(repo, commit);
+    // The listing (a walk of the whole snapshot) is only needed for a path that is
+    // not a file: clients ask for one file at a time, often a thousand times.
+    std::optional<std::vector<std::string>> files;
     json out = json::array();
     for (auto p : paths) {
       while (!p.empty() && p.back() == '/') p.pop_back();
       if (auto f = file_info(repo, commit, p)) {
         out.push_back(entry_json(*f, commit, expand, date));
       } else {
-        for (const auto& file : files)
+        if (!files) files = list_files(repo, commit);
+        for (const auto& file : *files)
           if (file.rfind(p + "/", 0) == 0) {
             out.push_back(dir_json(p, commit, expand, date));
             break;

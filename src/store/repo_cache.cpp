@@ -120,7 +120,21 @@ void RepoCache::write_ref(std::string_view revision, std::string_view commit) co
     ::utimensat(AT_FDCWD, ref.c_str(), nullptr, 0);  // confirmed now: refresh for max-age
     return;
   }
-  util::atomic_write(ref, commit);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      util::atomic_write(ref, commit);
+      return;
+    } catch (const Error&) {
+      // The repo folder went meanwhile (a concurrent gc or rm of the whole repo):
+      // make the folders again. Any other failure stands.
+      std::error_code ec;
+      if (attempt >= kVanishedFolderRetries || fs::exists(ref.parent_path(), ec)) throw;
+    }
+    refuse_planted_symlinks(snapshot_dir(commit));
+    refuse_planted_symlinks(ref.parent_path());
+    util::make_dirs(snapshot_dir(commit));
+    util::make_dirs(ref.parent_path());
+  }
 }
 
 void RepoCache::write_no_exist(std::string_view commit, std::string_view file) const noexcept {
@@ -157,25 +171,41 @@ void copy_file_atomically(const fs::path& from, const fs::path& to) {
 }  // namespace
 
 void RepoCache::link_pointer(const fs::path& blob, const fs::path& pointer, bool new_blob) const {
-  refuse_planted_symlinks(pointer.parent_path());
-  util::make_dirs(pointer.parent_path());
-  refuse_planted_symlinks(pointer.parent_path());
+  auto make_folders = [&] {
+    refuse_planted_symlinks(pointer.parent_path());
+    util::make_dirs(pointer.parent_path());
+    refuse_planted_symlinks(pointer.parent_path());
+  };
+  make_folders();
+  // ENOENT below: the snapshot folder went meanwhile (a concurrent gc or rm of the
+  // revision, which may run again and again). Its folders are made again, a few
+  // times; the blob itself is safe, we hold its lock.
   if (symlinks_supported(pointer.parent_path())) {
-    auto target = layout::relative_link_target(pointer, blob);
-    auto tmp = pointer;
-    tmp += "." + util::random_hex8() + ".tmp";
-    if (::symlink(target.c_str(), tmp.c_str()) == 0) {
-      if (::rename(tmp.c_str(), pointer.c_str()) == 0) return;
-      int err = errno;
-      ::unlink(tmp.c_str());
-      util::throw_errno(err, "Cannot create " + pointer.string());
+    const auto target = layout::relative_link_target(pointer, blob);
+    for (int attempt = 0;; ++attempt) {
+      auto tmp = pointer;
+      tmp += "." + util::random_hex8() + ".tmp";
+      if (::symlink(target.c_str(), tmp.c_str()) == 0) {
+        if (::rename(tmp.c_str(), pointer.c_str()) == 0) return;
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        if (err != ENOENT || attempt >= kVanishedFolderRetries)
+          util::throw_errno(err, "Cannot create " + pointer.string());
+      } else if (errno != ENOENT || attempt >= kVanishedFolderRetries) {
+        // EPERM/EACCES across volumes: fall through to the copy below, as Python does.
+        if (errno != EPERM && errno != EACCES && errno != EOPNOTSUPP && errno != ENOSYS)
+          util::throw_errno(errno, "Cannot create symlink " + pointer.string());
+        break;
+      }
+      make_folders();
     }
-    // EPERM/EACCES across volumes: fall through to the copy below, as Python does.
-    if (errno != EPERM && errno != EACCES && errno != EOPNOTSUPP && errno != ENOSYS)
-      util::throw_errno(errno, "Cannot create symlink " + pointer.string());
   }
   if (new_blob) {
-    if (::rename(blob.c_str(), pointer.c_str()) == 0) return;
+    for (int attempt = 0;; ++attempt) {
+      if (::rename(blob.c_str(), pointer.c_str()) == 0) return;
+      if (errno != ENOENT || !util::is_regular_file(blob) || attempt >= kVanishedFolderRetries) break;
+      make_folders();
+    }
     if (errno != EXDEV) util::throw_errno(errno, "Cannot move " + blob.string() + " to " + pointer.string());
   }
   copy_file_atomically(blob, pointer);

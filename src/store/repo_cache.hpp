@@ -23,6 +23,11 @@ namespace hubcache::store {
 
 namespace fs = std::filesystem;
 
+// How many times a write whose folder a concurrent `gc` or `rm` deleted is retried
+// after making the folder again (bounded: a gc evicting everything in a loop must
+// not keep a download busy forever).
+inline constexpr int kVanishedFolderRetries = 5;
+
 class RepoCache {
  public:
   // `root` must already be resolved (absolute). Validates repo_id.
@@ -65,7 +70,9 @@ class RepoCache {
   // Makes `pointer` resolve to `blob`: a relative symlink, created under a temp
   // name and renamed into place. Without symlinks (HF_HUB_DISABLE_SYMLINKS or a
   // filesystem that refuses them) a new blob is moved to the pointer and an
-  // existing one is copied, as Python does.
+  // existing one is copied, as Python does. Call it holding the blob's lock: the
+  // pointer's folders, when a concurrent gc or rm deletes them meanwhile, are made
+  // again (up to kVanishedFolderRetries times).
   void link_pointer(const fs::path& blob, const fs::path& pointer, bool new_blob) const;
 
   // Throws Error(io) when `dir` or one of its parents below the repo folder is a

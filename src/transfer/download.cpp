@@ -58,8 +58,8 @@ struct Partial {
   Journal journal;
 };
 
-// Claims the resumable partial of `dest` (same etag and size) with the most bytes
-// on disk, by renaming it.
+// Claims the resumable partial of `dest` (same etag and size, a regular file with
+// its journal) with the most bytes on disk, by renaming it.
 std::optional<Partial> claim_partial(const fs::path& dest, const std::string& etag, std::uint64_t size) {
   const std::string prefix = dest.filename().string() + ".";
   std::error_code ec;
@@ -68,13 +68,19 @@ std::optional<Partial> claim_partial(const fs::path& dest, const std::string& et
        it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.rfind(prefix, 0) != 0 || name.size() < 11 || name.substr(name.size() - 11) != ".incomplete") continue;
+    // Only real files: a symlink planted in blobs/ must never be written through.
+    struct stat st {
+    }, side_st{};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::lstat(sidecar_of(it->path()).c_str(), &side_st) != 0 || !S_ISREG(side_st.st_mode)) continue;
     auto side = util::read_small_file(sidecar_of(it->path()));
     if (!side) continue;
-    std::error_code sec;
-    auto have = fs::file_size(it->path(), sec);
-    if (sec || have > size) continue;
+    const auto have = static_cast<std::uint64_t>(st.st_size);
+    if (have > size) continue;
     auto journal = parse_journal(*side, have);
-    if (!journal || journal->etag != etag || journal->size != size || journal->done.total() == 0) continue;
+    if (!journal || journal->etag != etag || journal->size != size) continue;
+    // One with nothing done yet (killed before its first journal write) is still
+    // worth claiming: it is reused instead of left behind.
     if (!best || journal->done.total() > best->journal.done.total()) best = Partial{it->path(), std::move(*journal)};
   }
   if (!best) return std::nullopt;
@@ -113,6 +119,30 @@ void remove_temp(const fs::path& temp) {
   ::unlink(sidecar_temp_of(temp).c_str());
 }
 
+// Opens a claimed partial for writing: never through a symlink (one swapped in
+// since the claim looked), and only a regular file. -1 when it is not usable.
+int open_claimed(const fs::path& temp) {
+  int fd = ::open(temp.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Creates a new temp file: O_EXCL and O_NOFOLLOW, so a name planted in advance
+// (a symlink, a file of someone else's) is never opened. When the folder vanished
+// meanwhile (a concurrent `gc` or `rm` of the whole repo), it is made again.
+int create_temp(const fs::path& temp) {
+  for (int attempt = 0;; ++attempt) {
+    int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd >= 0 || errno != ENOENT || attempt >= store::kVanishedFolderRetries) return fd;
+    util::make_dirs(temp.parent_path());
+  }
+}
+
 // Downloads `meta.location` into `dest`: verified, then renamed into place.
 void download_verified(http::Client& client, const hub::Context& ctx, const hub::FileMetadata& meta,
                        const fs::path& dest, const Options& options, bool allow_resume = true) {
@@ -121,20 +151,28 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
 
   Journal journal;
   fs::path temp;
+  int raw_fd = -1;
   if (auto partial = allow_resume ? claim_partial(dest, meta.etag, meta.size) : std::nullopt) {
-    temp = partial->path;
-    journal = std::move(partial->journal);
-  } else {
+    raw_fd = open_claimed(partial->path);
+    if (raw_fd >= 0) {
+      temp = partial->path;
+      journal = std::move(partial->journal);
+    } else {
+      remove_temp(partial->path);  // ours since the claim, and unusable
+    }
+  }
+  if (raw_fd < 0) {
     temp = dest;
     temp += "." + util::random_hex8() + ".incomplete";
+    raw_fd = create_temp(temp);
+    if (raw_fd < 0) util::throw_errno(errno, "Cannot create " + temp.string());
   }
   journal.etag = meta.etag;
   journal.size = meta.size;
   journal.url = meta.location;
   const bool resumed = journal.done.total() > 0;
 
-  Fd fd(::open(temp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (fd.get() < 0) util::throw_errno(errno, "Cannot create " + temp.string());
+  Fd fd(raw_fd);
   // Sized up front (sparse): every range writes at its own offset.
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || (static_cast<std::uint64_t>(st.st_size) != meta.size &&
@@ -156,8 +194,10 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
     } catch (const LostClaim&) {
       again = true;  // the file is another process's now: leave it alone
     } catch (const Error& e) {
-      // A network failure or a cancellation keeps the partial for a re-run.
-      if (e.code() != ErrorCode::network && e.code() != ErrorCode::cancelled) remove_temp(temp);
+      // A network failure, a cancellation or a refused URL keeps the partial for a re-run.
+      if (e.code() != ErrorCode::network && e.code() != ErrorCode::cancelled &&
+          !dynamic_cast<const ResumableError*>(&e))
+        remove_temp(temp);
       throw;
     }
   }
@@ -201,12 +241,17 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
 // Blob bookkeeping shared by fetch_online and the snapshot downloader.
 fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store::RepoCache& cache,
                      const hub::FileMetadata& meta, const fs::path& pointer, const Options& options) {
-  util::make_dirs(cache.blobs_dir());
-  util::make_dirs(pointer.parent_path());
+  // Nothing is written below a planted symlink, not even the pointer's folders.
+  cache.refuse_planted_symlinks(pointer.parent_path());
   store::write_cachedir_tag(cache.root());
   const fs::path blob = cache.blob_path(meta.etag);
   // Best effort: correctness comes from unique temp files and the rename, not the lock.
+  // Folders are made only under the lock: `gc` and `rm` keep a repo whose locks are
+  // held, so a whole-repo deletion cannot take them away from a download that has
+  // just made them (and create_temp makes them again if one did, in the window
+  // before it saw the lock).
   store::FileLock lock(cache.lock_path(meta.etag), options.cancel);
+  util::make_dirs(cache.blobs_dir());
   bool new_blob = false;
   if (options.force_download || !util::is_regular_file(blob)) {
     download_verified(client, ctx, meta, blob, options);

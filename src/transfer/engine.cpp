@@ -35,6 +35,7 @@
 #include "http/headers.hpp"
 #include "hubcache/error.hpp"
 #include "hubcache/settings.hpp"
+#include "layout/naming.hpp"
 #include "transfer/rate_limit.hpp"
 #include "util/fs.hpp"
 
@@ -54,7 +55,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr auto kJournalEvery = 250ms;
+// What a kill -9 can cost: the bytes that arrived since the last journal write
+// are fetched again. A write is one small JSON file and a rename, so 20 a second
+// cost little, and a killed run loses at most about 50 ms of transfer per range.
+constexpr auto kJournalEvery = 50ms;
 constexpr auto kReportEvery = 50ms;
 constexpr int kMaxConnections = 64;
 
@@ -93,6 +97,8 @@ struct Part {
   bool reached_end = false;                   // stopped on purpose at `end`
   bool paused = false;                        // waiting for the bandwidth budget
   std::string url;
+  bool auth = true;        // may carry Authorization: no hop of its chain left the endpoint's origin
+  unsigned url_epoch = 0;  // which resolution of the download URL it follows
   int hops = 0;
   int failures = 0;  // failures in a row, without progress, of the range it serves
   unsigned generation = 0;
@@ -110,6 +116,7 @@ class Engine {
         size_(job.meta.size),
         done_(job.journal.done),
         resolved_url_(job.meta.location),
+        resolved_auth_(hub::on_endpoint(job.ctx, job.meta.location)),
         validator_(job.journal.validator),
         limiter_(RateLimiter::shared(job.options.max_bytes_per_second)),
         stall_timeout_(std::chrono::duration_cast<Clock::duration>(
@@ -130,7 +137,8 @@ class Engine {
       loop();
     } catch (const Error& e) {
       abort_all();
-      if (e.code() == ErrorCode::network || e.code() == ErrorCode::cancelled) {
+      if (e.code() == ErrorCode::network || e.code() == ErrorCode::cancelled ||
+          dynamic_cast<const ResumableError*>(&e)) {
         try {
           flush(true);
         } catch (const LostClaim&) {
@@ -197,7 +205,7 @@ class Engine {
       } else {
         todo_.erase(it);
       }
-      start_part(t.first, end, t.failures, resolved_url_, 0);
+      start_part(t.first, end, t.failures, resolved_url_, resolved_auth_, url_epoch_, 0);
     }
   }
 
@@ -225,16 +233,19 @@ class Engine {
     const std::uint64_t mid = victim->pos + (victim->end - victim->pos) / 2;
     const std::uint64_t end = victim->end;
     victim->end = mid;
-    start_part(mid, end, 0, resolved_url_, 0);
+    start_part(mid, end, 0, resolved_url_, resolved_auth_, url_epoch_, 0);
     return true;
   }
 
-  void start_part(std::uint64_t first, std::uint64_t end, int failures, const std::string& url, int hops) {
+  void start_part(std::uint64_t first, std::uint64_t end, int failures, const std::string& url, bool auth,
+                  unsigned url_epoch, int hops) {
     auto p = std::make_unique<Part>();
     p->first = p->pos = first;
     p->end = end;
     p->failures = failures;
     p->url = url;
+    p->auth = auth;
+    p->url_epoch = url_epoch;
     p->hops = hops;
     p->generation = generation_;
     p->last_activity = active_now();
@@ -244,7 +255,7 @@ class Engine {
 
     http::Request req;
     req.url = url;
-    req.headers = hub::request_headers(ctx_, url);  // Authorization only on the endpoint's origin
+    req.headers = hub::request_headers(ctx_, url, auth);  // Authorization only on the endpoint's origin
     if (p->ranged) {
       req.headers.emplace_back("Range", http::range_header(first, end < size_ ? std::optional(end - 1) : std::nullopt));
       if (!validator_.empty()) req.headers.emplace_back("If-Range", validator_);
@@ -350,13 +361,10 @@ class Engine {
       return true;
     }
     if (status == 200) {
-      if (auto cl = headers.get("Content-Length")) {
-        auto len = http::parse_u64(*cl);
-        if (len && *len != size_) {
-          fatal_ = size_mismatch(*len);
-          return false;
-        }
-      }
+      // A Content-Length other than the Hub's size is not trusted either way: servers
+      // and proxies get it wrong. Only bytes count: more than the size is refused as
+      // they arrive (on_body), fewer are asked for again, and a server that really
+      // holds fewer answers that Range with 416 and its size (finished()).
       if (strong) validator_ = *etag;
       no_ranges_ = !http::accepts_byte_ranges(headers.get("Accept-Ranges").value_or(""));
       if (multi_mode_ && ranges_ == Ranges::unknown) ranges_ = Ranges::ignored;
@@ -439,10 +447,19 @@ class Engine {
       if (!location || p->hops >= 10)
         throw Error(ErrorCode::network, "Too many or broken redirects while downloading '" + ctx_.file + "' from " +
                                             http::origin_of(p->url) + ".");
-      // Learnt once: later chunks go straight to the final URL.
+      // Learnt once: later chunks go straight to the final URL. A chain that left the
+      // endpoint's origin never gets the token back, even when it returns there.
       const std::string next = http::resolve_location(p->url, *location);
-      if (p->url == resolved_url_) resolved_url_ = next;
-      start_part(p->pos, p->end, p->failures, next, p->hops + 1);
+      const bool auth = p->auth && hub::on_endpoint(ctx_, next);
+      if (p->url == resolved_url_ && p->url_epoch == url_epoch_) {
+        resolved_url_ = next;
+        resolved_auth_ = auth;
+      }
+      start_part(p->pos, p->end, p->failures, next, auth, p->url_epoch, p->hops + 1);
+      return;
+    }
+    if ((status == 401 || status == 403) && !hub::on_endpoint(ctx_, p->url)) {
+      refused(*p, status, r.response);
       return;
     }
     if (status >= 200 && status < 300) {
@@ -486,22 +503,39 @@ class Engine {
     push_todo(p.pos, p.end, failures, when);
   }
 
-  // hub::backoff's policy, without sleeping: other ranges keep going meanwhile.
-  Clock::duration retry_delay(int attempt, const http::Response* response) const {
-    long ms = static_cast<long>(settings_.retry_base_ms) << std::min(attempt, 3);
-    if (response) {
-      std::optional<std::int64_t> secs;
-      if (auto ra = response->headers.get("Retry-After")) {
-        secs = http::parse_retry_after(*ra, std::time(nullptr));
-        if (secs) secs = std::min<std::int64_t>(*secs, 60);
-      } else if (auto rl = response->headers.get("RateLimit")) {
-        secs = http::parse_ratelimit_reset(*rl);
-        if (secs) secs = std::min<std::int64_t>(*secs + 1, 61);
-      }
-      if (secs) ms = static_cast<long>(*secs * 1000);
-      if (settings_.retry_base_ms < 1000) ms = std::min<long>(ms, settings_.retry_base_ms * 4L);
+  // The download server (not the Hub) refused the URL: typically a signed CDN URL
+  // that expired during a long download. Once per download the URL is resolved
+  // afresh through the Hub (its redirect signs a new one) and the range retried;
+  // after that the error ends the download, the partial kept for a re-run.
+  void refused(const Part& p, long status, const http::Response& response) {
+    if (p.url_epoch != url_epoch_) {  // it asked for a URL already replaced
+      push_todo(p.pos, p.end, p.failures, Clock::now());
+      return;
     }
-    return std::chrono::milliseconds(ms);
+    if (!reresolved_ && layout::is_commit_hash(job_.meta.commit)) {
+      reresolved_ = true;
+      ++url_epoch_;
+      resolved_url_ = layout::resolve_url(ctx_.endpoint, ctx_.type, ctx_.repo_id, job_.meta.commit, ctx_.file);
+      resolved_auth_ = true;
+      push_todo(p.pos, p.end, p.failures, Clock::now());
+      return;
+    }
+    std::string detail = response.headers.get("X-Error-Message").value_or(response.body.substr(0, 200));
+    while (!detail.empty() && (detail.back() == '\n' || detail.back() == '\r')) detail.pop_back();
+    const std::uint64_t kept = done_.total();
+    std::string message = "The download server " + http::origin_of(p.url) + " refused '" + ctx_.file + "' of " +
+                          std::string(to_string(ctx_.type)) + " '" + ctx_.repo_id + "' with HTTP " +
+                          std::to_string(status) + (detail.empty() ? "" : " (" + detail + ")") +
+                          ", also with a fresh URL from the Hub: a signed download URL may have expired, or the "
+                          "server denies access. ";
+    if (kept == 0) throw Error(ErrorCode::http, message + "Run the command again later.");
+    throw ResumableError(ErrorCode::http, message + "The " + std::to_string(kept) + " of " + std::to_string(size_) +
+                                              " bytes downloaded so far are kept: run the command again to resume.");
+  }
+
+  // hub::backoff's policy, without sleeping: other ranges keep going meanwhile.
+  static Clock::duration retry_delay(int attempt, const http::Response* response) {
+    return hub::retry_delay(attempt, response);
   }
 
   // No byte for stall_timeout_ on a range: drop its connection, retry that range only.
@@ -586,6 +620,9 @@ class Engine {
   const std::uint64_t size_;
   IntervalSet& done_;
   std::string resolved_url_;
+  bool resolved_auth_ = false;  // resolved_url_ may carry Authorization
+  unsigned url_epoch_ = 0;      // bumped when the URL is resolved afresh
+  bool reresolved_ = false;
   std::string validator_;
   std::shared_ptr<RateLimiter> limiter_;
   const Clock::duration stall_timeout_;

@@ -41,10 +41,18 @@ class LostClaim : public std::runtime_error {
   LostClaim() : std::runtime_error("the partial download was claimed by another process") {}
 };
 
+// An error after which the partial file and its journal are worth keeping: the
+// engine flushed the journal and a re-run resumes (say, the CDN refused a signed
+// URL that expired mid-download: the re-run asks the Hub for a fresh one).
+class ResumableError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Downloads every byte of [0, meta.size) not in job.journal.done into job.fd.
 // Returns when all bytes are written (the caller then finishes the hash).
-// Throws Error: network after retries and cancelled (the journal is flushed: a
-// re-run resumes), integrity (sizes disagree, more bytes than announced),
+// Throws Error: network after retries, cancelled and ResumableError (the journal
+// is flushed: a re-run resumes), integrity (sizes disagree, more bytes than announced),
 // disk_full / io (writes failed), an HTTP error class; or LostClaim.
 void fetch_missing(http::Multi& multi, FetchJob& job);
 

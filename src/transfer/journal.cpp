@@ -76,7 +76,10 @@ bool write_journal(const fs::path& temp, const Journal& journal) {
   // One writer per temp file (the claim-by-rename scheme), so a fixed name for
   // the sidecar's temp file is safe, and a crash leaves at most this one behind.
   const fs::path tmp = sidecar_temp_of(temp);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Removed and created anew (O_EXCL, O_NOFOLLOW): never written through a symlink
+  // planted under that name.
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return false;
   const char* p = text.data();
   std::size_t left = text.size();

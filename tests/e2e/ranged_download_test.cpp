@@ -245,7 +245,9 @@ TEST_F(Ranged, KilledMultiConnectionDownloadResumesEveryRangeAndFetchesOnlyTheMi
     std::error_code ec;
     for (auto& e : fs::directory_iterator(repo_dir("org/m") / "blobs", ec)) {
       if (e.path().extension() != ".incomplete") continue;
+      // The journal is written once the file is sized: before it, the file is just created.
       auto text = read_file(transfer::sidecar_of(e.path()));
+      if (text.empty()) continue;
       EXPECT_EQ(fs::file_size(e.path()), data.size()) << "the temp file is sized up front";
       return transfer::parse_journal(text, fs::file_size(e.path(), ec));
     }

@@ -250,6 +250,51 @@ TEST_F(Reliability, ContentLengthAnnouncingLessThanTheBodyIsHandled) {
   EXPECT_EQ(read_file(last_line(r.out)), data);
 }
 
+// A CDN that refuses the URL mid-download (403: a signed URL that expired during a
+// long download) is asked again through the Hub, whose redirect signs a fresh URL;
+// when it refuses that too, the download ends with a clear message and keeps its
+// partial, and the re-run (a fresh HEAD, so a fresh URL) fetches only the rest.
+TEST_F(Reliability, CdnRefusingTheUrlMidDownloadKeepsThePartialAndAFreshUrlResumesIt) {
+  const auto data = test_bytes(600'000, 29);
+  server.add_file("org/m", "w.bin", data, true);
+  FaultServer::Faults f;
+  f.reset_after = 200'000;  // the first body breaks after 200 kB ...
+  f.reset_count = 1;
+  f.fail_server = "cdn";  // ... and the CDN refuses the next request for the rest
+  f.fail_status = 403;
+  f.fail_skip = 1;
+  f.fail_count = 1;
+  server.set_faults(f);
+  auto r = cli({"download", "org/m", "w.bin"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << requests();
+  EXPECT_EQ(read_file(last_line(r.out)), data);
+  EXPECT_EQ(server.count("GET", "/resolve/" + server.commit_of("org/m") + "/w.bin", "hub"), 1u)
+      << "the URL was resolved afresh through the Hub, at the commit" << requests();
+  EXPECT_LT(server.body_bytes_sent(), data.size() + 50'000) << "the first 200 kB were kept" << requests();
+
+  // Refused again with the fresh URL: exit 13, the partial kept, and a message that says so.
+  fs::remove_all(cache());
+  server.clear_log();
+  f.fail_count = 100;
+  server.set_faults(f);
+  r = cli({"download", "org/m", "w.bin"});
+  EXPECT_EQ(r.exit_code, 13) << r.err << requests();
+  EXPECT_NE(r.err.find("refused 'w.bin'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("403"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("kept: run the command again to resume"), std::string::npos) << r.err;
+  const auto kept = partials_progress(repo_dir("org/m") / "blobs");
+  EXPECT_GE(kept, 200'000u) << "the partial and its journal stayed";
+  EXPECT_FALSE(fs::exists(fs::symlink_status(pointer("org/m", "w.bin"))));
+
+  server.set_faults({});
+  server.clear_log();
+  r = cli({"download", "org/m", "w.bin"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << requests();
+  EXPECT_EQ(read_file(last_line(r.out)), data);
+  EXPECT_LE(server.body_bytes_sent(), data.size() - kept) << "only the rest was fetched" << requests();
+  EXPECT_TRUE(temp_files(cache()).empty()) << ::testing::PrintToString(temp_files(cache()));
+}
+
 // Bug exposed in the download engine (src/transfer/download.cpp): the 416 answer to
 // "the rest" restarts the file from zero, the whole body then counts as progress and
 // resets the retry budget, so the file is downloaded again and again, forever.
@@ -374,7 +419,7 @@ TEST_F(Reliability, FsyncFailureIsExitElevenAndTheUnsyncedFileIsNotPublished) {
   const auto data = test_bytes(300'000, 26);
   server.add_file("org/m", "w.bin", data, true);
   const auto log = dir / "faults.log";
-  auto r = cli({"download", "org/m", "w.bin"}, with_fs_faults({}, {{"FSYNC", "EIO:1@.incomplete"}}, log));
+  auto r = cli({"download", "org/m", "w.bin"}, with_fs_faults({}, {{"FSYNC", "EIO@.incomplete"}}, log));
   EXPECT_EQ(r.exit_code, 11) << r.err;
   EXPECT_NE(r.err.find("Input/output error"), std::string::npos) << r.err;
   EXPECT_NE(read_file(log).find("EIO"), std::string::npos) << "the fault was hit";
@@ -581,7 +626,7 @@ TEST_F(Reliability, KillNineAtFiftyRandomMomentsNeverCorruptsAndTheLastRunFetche
   server.set_faults(f);
 
   // Bytes a next run need not fetch: published blobs, and per unpublished file its
-  // largest partial that a run can adopt (it has its sidecar).
+  // largest partial that a run can adopt (what its journal says is on disk).
   auto bytes_kept = [&](std::size_t* unpublished = nullptr) {
     std::uint64_t kept = 0;
     if (unpublished) *unpublished = 0;
@@ -595,9 +640,8 @@ TEST_F(Reliability, KillNineAtFiftyRandomMomentsNeverCorruptsAndTheLastRunFetche
       std::error_code ec;
       for (auto& e : fs::directory_iterator(repo / "blobs", ec)) {
         auto n = e.path().filename().string();
-        if (n.rfind(spec.etag + ".", 0) == 0 && e.path().extension() == ".incomplete" &&
-            fs::exists(e.path().string() + ".resume"))
-          best = std::max<std::uint64_t>(best, fs::file_size(e.path(), ec));
+        if (n.rfind(spec.etag + ".", 0) == 0 && e.path().extension() == ".incomplete")
+          best = std::max<std::uint64_t>(best, partial_progress(e.path()));
       }
       kept += best;
     }
@@ -754,9 +798,7 @@ TEST_F(Reliability, PruneClearsWhatAKilledDownloadLeftBehind) {
   std::uintmax_t partial = 0;
   for (int i = 0; i < 500 && partial < 200'000; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator(repo_dir("org/m") / "blobs", ec))
-      if (e.path().extension() == ".incomplete") partial = fs::file_size(e.path(), ec);
+    partial = partials_progress(repo_dir("org/m") / "blobs");
   }
   ::kill(pid, SIGKILL);
   int status = 0;

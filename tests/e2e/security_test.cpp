@@ -422,6 +422,58 @@ TEST_F(Security, TokenIsNeverSentToAnotherHostAlongARedirectChain) {
   EXPECT_TRUE(hub_auth) << "the Hub itself did get the token";
 }
 
+// A CDN that redirects back to the Hub's own host: the token dropped on the hop to the
+// CDN is not added back (Python's requests and httpx never re-add it). One file of a
+// single stream, one large enough for several connections (later ranges go straight
+// to the URL learnt from the chain), and a whole-repo download (which starts at the
+// resolve URL, on the Hub, with the token).
+TEST_F(Security, TokenDroppedOnTheHopToTheCdnIsNotAddedBackWhenTheChainReturnsToTheHub) {
+  const auto small = test_bytes(200'000, 34), large = test_bytes(9u << 20, 35);
+  server.add_file("org/m", "w.bin", small, true);
+  server.add_file("org/m", "big.bin", large, true);
+  FaultServer::Faults f;
+  f.cdn_redirect_to = server.url() + "/cdn-on-hub";
+  server.set_faults(f);
+  auto check = [&](const std::string& what) {
+    std::size_t back_on_hub = 0;
+    bool head_auth = false;
+    for (const auto& q : server.log()) {
+      if (q.server == "hub" && q.method == "HEAD") head_auth = head_auth || q.authorization;
+      if (q.target.rfind("/cdn-on-hub/", 0) == 0) {
+        ++back_on_hub;
+        EXPECT_FALSE(q.authorization) << what << ": the token came back at " << q.target;
+      }
+      if (q.server == "cdn") {
+        EXPECT_FALSE(q.authorization) << what << ": the CDN got the token at " << q.target;
+      }
+    }
+    EXPECT_GT(back_on_hub, 0u) << what << ": the chain came back to the Hub";
+    return head_auth;
+  };
+  auto r = cli({"download", "org/m", "w.bin"}, {{"HF_TOKEN", kToken}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(last_line(r.out)), small);
+  EXPECT_TRUE(check("one stream")) << "the Hub's HEAD did get the token";
+
+  server.clear_log();
+  r = cli({"download", "org/m", "big.bin", "--connections", "4"}, {{"HF_TOKEN", kToken}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(last_line(r.out)), large);
+  check("four connections");
+  EXPECT_GE(server.count("GET", "/cdn-on-hub/", "hub"), 2u) << "several ranges came from the Hub's host";
+
+  fs::remove_all(cache());
+  server.clear_log();
+  r = cli({"download", "org/m"}, {{"HF_TOKEN", kToken}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  check("whole repo");
+  bool resolve_auth = false;
+  for (const auto& q : server.log())
+    if (q.server == "hub" && q.method == "GET" && q.target.find("/resolve/") != std::string::npos)
+      resolve_auth = resolve_auth || q.authorization;
+  EXPECT_TRUE(resolve_auth) << "the resolve URL on the Hub got the token";
+}
+
 TEST_F(Security, CommandLineTokenWorksButTheHelpRecommendsHfToken) {
   // download_test (PrivateRepoNeedsTheTokenWhichIsNeverPrinted) shows --token works.
   auto r = cli({"download", "--help"});

@@ -83,7 +83,8 @@ struct FaultServer::Impl {
     for (auto& [path, f] : repo.files)
       for (auto slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1))
         dirs.insert(path.substr(0, slash));
-    for (auto& d : dirs) all.push_back({{"type", "directory"}, {"oid", std::string(40, 'd')}, {"size", 0}, {"path", d}});
+    for (auto& d : dirs)
+      all.push_back({{"type", "directory"}, {"oid", std::string(40, 'd')}, {"size", 0}, {"path", d}});
     for (auto& [path, f] : repo.files) {
       nlohmann::json e{{"type", "file"}, {"size", f.content.size()}, {"path", path}};
       if (f.lfs) {
@@ -104,12 +105,14 @@ struct FaultServer::Impl {
     res.set_content(page.dump(), "application/json");
   }
 
-  std::string new_commit() { return util::sha256_hex("fault-commit-" + std::to_string(++commit_counter)).substr(0, 40); }
+  std::string new_commit() {
+    return util::sha256_hex("fault-commit-" + std::to_string(++commit_counter)).substr(0, 40);
+  }
 
   void record(const char* server, const httplib::Request& req, long status) {
     std::lock_guard lock(mutex);
-    log.push_back({server, req.method, req.target, req.has_header("Authorization"), req.get_header_value("Range"),
-                   status});
+    log.push_back(
+        {server, req.method, req.target, req.has_header("Authorization"), req.get_header_value("Range"), status});
   }
 
   // Returns true (and fills res) when an injected failure applies.
@@ -117,6 +120,10 @@ struct FaultServer::Impl {
     std::lock_guard lock(mutex);
     if (faults.fail_count <= 0) return false;
     if (!faults.fail_server.empty() && faults.fail_server != server) return false;
+    if (faults.fail_skip > 0) {
+      --faults.fail_skip;
+      return false;
+    }
     --faults.fail_count;
     res.status = faults.fail_status;
     if (!faults.retry_after.empty()) res.set_header("Retry-After", faults.retry_after);
@@ -179,7 +186,8 @@ struct FaultServer::Impl {
     }
     const std::uint64_t length = end - start;
     if (head) {
-      res.set_header("Content-Length", std::to_string(f.lie_size >= 0 ? static_cast<std::uint64_t>(f.lie_size) : length));
+      res.set_header("Content-Length",
+                     std::to_string(f.lie_size >= 0 ? static_cast<std::uint64_t>(f.lie_size) : length));
       return;
     }
     auto body = std::make_shared<std::string>(content.substr(start, length));
@@ -245,6 +253,26 @@ struct FaultServer::Impl {
         });
   }
 
+  // The LFS content named `sha`, as a CDN serves it.
+  void serve_blob(const httplib::Request& req, httplib::Response& res, const std::string& sha, bool head) {
+    std::string content;
+    {
+      std::lock_guard lock(mutex);
+      bool found = false;
+      for (auto& [id, repo] : repos)
+        for (auto& [p, f] : repo.files)
+          if (f.lfs && f.etag == sha) {
+            content = f.content;
+            found = true;
+          }
+      if (!found) {
+        res.status = 404;
+        return;
+      }
+    }
+    serve_body(req, res, content, head);
+  }
+
   void handle_hub(const httplib::Request& req, httplib::Response& res) {
     const bool head = req.method == "HEAD";
     long status_for_log = 0;
@@ -270,6 +298,10 @@ struct FaultServer::Impl {
     if (injected_failure("hub", res)) return;
     if (req.target.rfind("/api/models/", 0) == 0) {
       handle_api(req, res);
+      return;
+    }
+    if (req.target.rfind("/cdn-on-hub/", 0) == 0) {
+      serve_blob(req, res, req.target.substr(12, req.target.find('?') - 12), head);
       return;
     }
     // /{org}/{name}/resolve/{rev}/{path}
@@ -322,7 +354,8 @@ struct FaultServer::Impl {
       res.set_content("Entry not found", "text/plain");
       return;
     }
-    const std::uint64_t size = faults.lie_size >= 0 ? static_cast<std::uint64_t>(faults.lie_size) : file->second.content.size();
+    const std::uint64_t size =
+        faults.lie_size >= 0 ? static_cast<std::uint64_t>(faults.lie_size) : file->second.content.size();
     if (file->second.lfs) {
       // The Hub answers a ranged GET with the same 302: keep cpp-httplib from turning
       // it into a 416 against the redirect's own body.
@@ -423,7 +456,8 @@ FaultServer::FaultServer() : impl_(std::make_unique<Impl>()) {
   impl_->cdn_port = impl_->cdn.bind_to_any_port("127.0.0.1");
   impl_->hub_thread = std::thread([this] { impl_->hub.listen_after_bind(); });
   impl_->cdn_thread = std::thread([this] { impl_->cdn.listen_after_bind(); });
-  while (!impl_->hub.is_running() || !impl_->cdn.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (!impl_->hub.is_running() || !impl_->cdn.is_running())
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
 FaultServer::~FaultServer() {

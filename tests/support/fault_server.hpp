@@ -21,19 +21,20 @@ class FaultServer {
     std::string method;
     std::string target;  // raw request target
     bool authorization = false;
-    std::string range;   // Range header, "" when absent
+    std::string range;  // Range header, "" when absent
     long status = 0;
   };
   struct Faults {
-    int fail_count = 0;          // the next N matching requests answer `fail_status`
+    int fail_count = 0;  // the next N matching requests answer `fail_status`
+    int fail_skip = 0;   // ... after this many matching requests went through
     int fail_status = 503;
-    std::string fail_server;     // "hub", "cdn" or "" for both
-    std::string retry_after;     // Retry-After on those answers
+    std::string fail_server;        // "hub", "cdn" or "" for both
+    std::string retry_after;        // Retry-After on those answers
     std::int64_t reset_after = -1;  // body GETs: close the connection after N bytes (once per request)
-    int reset_count = 0;         // how many body GETs get the reset (0 = all while reset_after >= 0)
-    bool wrong_bytes = false;    // flip one byte of every body
-    bool ignore_range = false;   // answer 200 with the full body to Range requests
-    std::int64_t trickle_bps = 0;  // bytes per second on bodies (0 = full speed)
+    int reset_count = 0;            // how many body GETs get the reset (0 = all while reset_after >= 0)
+    bool wrong_bytes = false;       // flip one byte of every body
+    bool ignore_range = false;      // answer 200 with the full body to Range requests
+    std::int64_t trickle_bps = 0;   // bytes per second on bodies (0 = full speed)
     bool cdn_redirect_loop = false;
     std::int64_t lie_size = -1;  // X-Linked-Size / Content-Length announced instead of the real size
     bool no_commit_header = false;
@@ -57,6 +58,8 @@ class FaultServer {
     int content_length_delta_count = 0;  // how many body GETs lie (0 = all)
     int trickle_interval_ms = 0;         // with trickle_bps: one chunk per interval (0 = 50 ms)
     // The CDN answers 302 to `cdn_redirect_to` + its own target: a redirect chain across hosts.
+    // (The hub serves LFS content at /cdn-on-hub/<sha256>, as a CDN sharing the Hub's origin
+    // would: cdn_redirect_to = url() + "/cdn-on-hub" makes a chain that comes back to the Hub.)
     std::string cdn_redirect_to;
     std::string fake_etag;    // announced instead of the real ETag / X-Linked-Etag
     std::string fake_commit;  // announced instead of the real commit (X-Repo-Commit, revision API)
@@ -71,7 +74,7 @@ class FaultServer {
   FaultServer(const FaultServer&) = delete;
   FaultServer& operator=(const FaultServer&) = delete;
 
-  std::string url() const;      // hub base URL, for HF_ENDPOINT
+  std::string url() const;  // hub base URL, for HF_ENDPOINT
   std::string cdn_url() const;
 
   // A repo with one commit on `main`. LFS files redirect to the CDN.

@@ -15,6 +15,8 @@
 #include <stdexcept>
 
 #include "layout/naming.hpp"
+#include "transfer/journal.hpp"
+#include "util/fs.hpp"
 #include "util/hash.hpp"
 
 extern char** environ;
@@ -43,9 +45,9 @@ TempDir::~TempDir() {
 namespace {
 bool scrubbed(const std::string& name) {
   return name.rfind("HF_", 0) == 0 || name.rfind("HUGGING", 0) == 0 || name == "XDG_CACHE_HOME" ||
-         name == "TRANSFORMERS_OFFLINE" || name == "http_proxy" || name == "https_proxy" ||
-         name == "HTTP_PROXY" || name == "HTTPS_PROXY" || name == "ALL_PROXY" || name == "all_proxy" ||
-         name == "NO_PROXY" || name == "no_proxy";
+         name == "TRANSFORMERS_OFFLINE" || name == "http_proxy" || name == "https_proxy" || name == "HTTP_PROXY" ||
+         name == "HTTPS_PROXY" || name == "ALL_PROXY" || name == "all_proxy" || name == "NO_PROXY" ||
+         name == "no_proxy";
 }
 }  // namespace
 
@@ -294,8 +296,8 @@ TerminalResult run_cli_in_terminal(const std::vector<std::string>& args,
   return result;
 }
 
-RunResult run_cli(const std::vector<std::string>& args,
-                  const std::map<std::string, std::optional<std::string>>& env, std::chrono::seconds timeout) {
+RunResult run_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env,
+                  std::chrono::seconds timeout) {
   std::vector<std::string> argv{cli_path()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, env, timeout);
@@ -320,6 +322,31 @@ void write_file(const fs::path& p, const std::string& content) {
   fs::create_directories(p.parent_path());
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out << content;
+}
+
+std::uint64_t partial_progress(const fs::path& incomplete) {
+  std::error_code ec;
+  const auto size = fs::file_size(incomplete, ec);
+  if (ec) return 0;
+  auto text = util::read_small_file(transfer::sidecar_of(incomplete));
+  if (!text) return 0;
+  auto journal = transfer::parse_journal(*text, size);
+  return journal ? journal->done.total() : 0;
+}
+
+std::uint64_t partials_progress(const fs::path& blobs, fs::path* largest) {
+  std::uint64_t total = 0, best = 0;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(blobs, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() != ".incomplete") continue;
+    const auto n = partial_progress(it->path());
+    total += n;
+    if (largest && n > best) {
+      best = n;
+      *largest = it->path();
+    }
+  }
+  return total;
 }
 
 CacheBuilder::CacheBuilder(fs::path root, std::string repo_id, RepoType type)

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -79,6 +80,13 @@ std::string last_line(const std::string& text);
 std::string read_file(const fs::path& p);
 void write_file(const fs::path& p, const std::string& content);
 
+// Bytes a partial download (`blobs/<etag>.<8hex>.incomplete`) holds, from its
+// resume journal: the engine sizes temp files up front, so their size says nothing
+// about progress. 0 without a readable journal.
+std::uint64_t partial_progress(const fs::path& incomplete);
+// partial_progress of every partial in `blobs` (and the largest, when wanted).
+std::uint64_t partials_progress(const fs::path& blobs, fs::path* largest = nullptr);
+
 // Builds hub caches on disk exactly as Python huggingface_hub writes them.
 class CacheBuilder {
  public:
@@ -92,8 +100,8 @@ class CacheBuilder {
   };
   // Adds `file` with `content` to snapshot `commit`. `lfs` names the blob by
   // sha256 (else the git blob sha1). Returns the blob name (etag).
-  std::string add_file(const std::string& commit, const std::string& file, const std::string& content,
-                       bool lfs = false, LinkStyle style = LinkStyle::relative);
+  std::string add_file(const std::string& commit, const std::string& file, const std::string& content, bool lfs = false,
+                       LinkStyle style = LinkStyle::relative);
   // Adds a file under a given blob name (for fixtures with fixed names, like seed 000).
   void add_file_named(const std::string& commit, const std::string& file, const std::string& etag,
                       const std::string& content, LinkStyle style = LinkStyle::relative);

@@ -127,6 +127,25 @@ TEST(AdminScan, IncompleteFilesBothNamingSchemes) {
   }
 }
 
+// The engine sizes a temp file up front (sparse): a partial counts what is on disk.
+TEST(AdminScan, APresizedPartialCountsItsAllocatedBytesNotItsApparentSize) {
+  TempDir tmp;
+  CacheBuilder b(tmp.path(), "org/m");
+  const auto partial = b.repo_dir() / "blobs" / (std::string(64, 'b') + ".89abcdef.incomplete");
+  fs::create_directories(partial.parent_path());
+  write_file(partial, std::string(256 * 1024, 'x'));
+  fs::resize_file(partial, 64u << 20);
+  struct stat st {};
+  ASSERT_EQ(::stat(partial.c_str(), &st), 0);
+  if (static_cast<std::uint64_t>(st.st_blocks) * 512 >= (64u << 20))
+    GTEST_SKIP() << "this file system has no sparse files";
+  auto report = scan_cache(tmp.path());
+  ASSERT_EQ(report.incomplete.size(), 1u);
+  EXPECT_GE(report.incomplete[0].size, 256u * 1024);
+  EXPECT_LT(report.incomplete[0].size, 4u << 20) << "not the 64 MiB apparent size";
+  EXPECT_EQ(report.incomplete_size, report.incomplete[0].size);
+}
+
 TEST(AdminScan, MissingRootOrFileRoot) {
   TempDir tmp;
   try {
