@@ -39,25 +39,7 @@ struct Entry {
 };
 
 void copy_into_blob(const fs::path& from, const fs::path& blob) {
-  if (util::is_regular_file(blob)) return;
-  auto tmp = blob;
-  tmp += "." + util::random_hex8() + ".incomplete";
-  std::error_code ec;
-  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    util::throw_errno(ec.value(), "Cannot copy " + from.string());
-  }
-  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  if (::rename(tmp.c_str(), blob.c_str()) != 0) {
-    int err = errno;
-    fs::remove(tmp, ec);
-    util::throw_errno(err, "Cannot create " + blob.string());
-  }
+  if (!util::is_regular_file(blob)) util::copy_file_atomically(from, blob);
 }
 
 }  // namespace

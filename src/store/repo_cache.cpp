@@ -150,26 +150,6 @@ void RepoCache::write_no_exist(std::string_view commit, std::string_view file) c
   }
 }
 
-namespace {
-
-void copy_file_atomically(const fs::path& from, const fs::path& to) {
-  auto tmp = to;
-  tmp += "." + util::random_hex8() + ".tmp";
-  std::error_code ec;
-  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    util::throw_errno(ec.value(), "Cannot copy " + from.string() + " to " + to.string());
-  }
-  if (::rename(tmp.c_str(), to.c_str()) != 0) {
-    int err = errno;
-    fs::remove(tmp, ec);
-    util::throw_errno(err, "Cannot create " + to.string());
-  }
-}
-
-}  // namespace
-
 void RepoCache::link_pointer(const fs::path& blob, const fs::path& pointer, bool new_blob) const {
   auto make_folders = [&] {
     refuse_planted_symlinks(pointer.parent_path());
@@ -208,7 +188,7 @@ void RepoCache::link_pointer(const fs::path& blob, const fs::path& pointer, bool
     }
     if (errno != EXDEV) util::throw_errno(errno, "Cannot move " + blob.string() + " to " + pointer.string());
   }
-  copy_file_atomically(blob, pointer);
+  util::copy_file_atomically(blob, pointer);
 }
 
 void write_cachedir_tag(const fs::path& root) noexcept {

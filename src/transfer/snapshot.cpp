@@ -268,17 +268,10 @@ bool fetch_local_file(const store::RepoCache& cache, const fs::path& local_dir, 
   }
   bool downloaded = false;
   if (!cached.empty()) {
-    auto tmp = staging;
-    tmp += "." + util::random_hex8() + ".tmp";
-    std::error_code ec;
-    fs::copy_file(cached, tmp, fs::copy_options::overwrite_existing, ec);
-    if (ec) {
-      fs::remove(tmp, ec);
-      cached.clear();
-    } else if (::rename(tmp.c_str(), staging.c_str()) != 0) {
-      int err = errno;
-      fs::remove(tmp, ec);
-      util::throw_errno(err, "Cannot write " + staging.string());
+    try {
+      util::copy_file_atomically(cached, staging);
+    } catch (const Error&) {
+      cached.clear();  // download it instead
     }
   }
   if (cached.empty()) {

@@ -105,6 +105,28 @@ void atomic_write(const std::filesystem::path& file, std::string_view content) {
   }
 }
 
+void copy_file_atomically(const std::filesystem::path& from, const std::filesystem::path& to) {
+  auto tmp = to;
+  tmp += "." + random_hex8() + ".tmp";
+  std::error_code ec;
+  std::filesystem::copy_file(from, tmp, std::filesystem::copy_options::overwrite_existing, ec);
+  int err = ec ? ec.value() : 0;
+  if (!err) {
+    int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      err = errno;
+    } else {
+      if (::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) err = errno;
+      ::close(fd);
+    }
+  }
+  if (!err && ::rename(tmp.c_str(), to.c_str()) != 0) err = errno;
+  if (err) {
+    ::unlink(tmp.c_str());
+    throw_errno(err, "Cannot copy " + from.string() + " to " + to.string());
+  }
+}
+
 bool is_regular_file(const std::filesystem::path& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);

@@ -18,6 +18,10 @@ std::optional<std::string> read_small_file(const std::filesystem::path& file);
 // Throws Error(disk_full) on ENOSPC, Error(io) otherwise; never leaves the temp file.
 void atomic_write(const std::filesystem::path& file, std::string_view content);
 
+// Copies `from` to `to` atomically: <to>.<8hex>.tmp, fsync, rename over `to`. Throws
+// Error(disk_full) on ENOSPC, Error(io) otherwise; never leaves the temp file.
+void copy_file_atomically(const std::filesystem::path& from, const std::filesystem::path& to);
+
 // create_directories that throws Error(io | disk_full) with a clear message.
 void make_dirs(const std::filesystem::path& dir);
 
