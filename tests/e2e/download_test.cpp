@@ -2,18 +2,17 @@
 // can misbehave on demand (tests/support/fault_server).
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <thread>
 
 #include "layout/naming.hpp"
+#include "support/cli_fixture.hpp"
 #include "support/fault_server.hpp"
 #include "support/test_support.hpp"
 #include "transfer/journal.hpp"
 #include "util/hash.hpp"
 
-extern char** environ;
 
 using namespace hubcache;
 using namespace hubcache::test;
@@ -21,37 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class Download : public ::testing::Test {
- protected:
-  FaultServer server;
-  TempDir dir;
-  std::map<std::string, std::optional<std::string>> env() const {
-    return {{"HF_ENDPOINT", server.url()},
-            {"HF_HUB_CACHE", (dir / "cache").string()},
-            {"HUBCACHE_RETRY_BASE_MS", "10"},
-            {"HF_HUB_ETAG_TIMEOUT", "5"},
-            {"HF_HUB_DOWNLOAD_TIMEOUT", "5"}};
-  }
-  RunResult cli(std::vector<std::string> args, std::map<std::string, std::optional<std::string>> extra = {}) {
-    auto e = env();
-    for (auto& [k, v] : extra) e[k] = v;
-    return run_cli(args, e);
-  }
-  fs::path repo_dir(const std::string& repo) const {
-    return dir / "cache" / layout::repo_folder_name(repo, RepoType::model);
-  }
-  std::vector<std::string> leftovers(const std::string& repo) const {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (auto& e : fs::recursive_directory_iterator(repo_dir(repo), ec)) {
-      auto n = e.path().filename().string();
-      if (n.find(".incomplete") != std::string::npos || n.find(".tmp") != std::string::npos ||
-          n.find(".resume") != std::string::npos)
-        out.push_back(n);
-    }
-    return out;
-  }
-};
+class Download : public CliAgainstFaultServer {};
 
 }  // namespace
 
@@ -327,24 +296,8 @@ TEST_F(Download, KilledDownloadResumesNextRunWithOnlyTheRest) {
   f.trickle_bps = 2'000'000;
   server.set_faults(f);
 
-  auto e = env();
-  std::vector<std::string> env_strings;
-  for (char** v = environ; *v; ++v) {
-    std::string kv = *v;
-    auto name = kv.substr(0, kv.find('='));
-    if (!e.count(name) && name.rfind("HF_", 0) != 0) env_strings.push_back(kv);
-  }
-  for (auto& [k, v] : e)
-    if (v) env_strings.push_back(k + "=" + *v);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args{cli_path(), "download", "org/m", "model.safetensors", "-q"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  ASSERT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()), 0);
+  const pid_t pid = start({"download", "org/m", "model.safetensors", "-q"});
+  ASSERT_GT(pid, 0);
 
   // Wait until part of the body has crossed the wire, then kill -9.
   for (int i = 0; i < 400 && server.body_bytes_sent() < 1'500'000; ++i)

@@ -2,7 +2,6 @@
 // Hub + CDN (tests/support/fault_server) and against `hubcache serve`.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -11,13 +10,13 @@
 #include <thread>
 
 #include "layout/naming.hpp"
+#include "support/cli_fixture.hpp"
 #include "support/fault_server.hpp"
 #include "support/serve_process.hpp"
 #include "support/test_support.hpp"
 #include "transfer/journal.hpp"
 #include "util/hash.hpp"
 
-extern char** environ;
 
 using namespace hubcache;
 using namespace hubcache::test;
@@ -33,68 +32,14 @@ std::uint64_t range_start(const std::string& range) {
   return std::stoull(range.substr(6));
 }
 
-class Ranged : public ::testing::Test {
+class Ranged : public CliAgainstFaultServer {
  protected:
-  FaultServer server;
-  TempDir dir;
-  std::map<std::string, std::optional<std::string>> env() const {
-    return {{"HF_ENDPOINT", server.url()},
-            {"HF_HUB_CACHE", (dir / "cache").string()},
-            {"HUBCACHE_RETRY_BASE_MS", "10"},
-            {"HF_HUB_ETAG_TIMEOUT", "5"},
-            {"HF_HUB_DOWNLOAD_TIMEOUT", "5"}};
-  }
-  RunResult cli(std::vector<std::string> args, std::map<std::string, std::optional<std::string>> extra = {}) {
-    auto e = env();
-    for (auto& [k, v] : extra) e[k] = v;
-    return run_cli(args, e);
-  }
-  fs::path repo_dir(const std::string& repo) const {
-    return dir / "cache" / layout::repo_folder_name(repo, RepoType::model);
-  }
-  std::vector<std::string> leftovers(const std::string& repo) const {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (auto& e : fs::recursive_directory_iterator(repo_dir(repo), ec)) {
-      auto n = e.path().filename().string();
-      if (n.find(".incomplete") != std::string::npos || n.find(".tmp") != std::string::npos ||
-          n.find(".resume") != std::string::npos)
-        out.push_back(n);
-    }
-    return out;
-  }
   std::vector<FaultServer::LoggedRequest> cdn_gets() const {
     std::vector<FaultServer::LoggedRequest> out;
     for (const auto& q : server.log())
       if (q.server == "cdn" && q.method == "GET") out.push_back(q);
     return out;
   }
-  // Starts the CLI without waiting (for kill -9).
-  pid_t spawn_cli(const std::vector<std::string>& cli_args) {
-    auto e = env();
-    env_strings_.clear();
-    for (char** v = environ; *v; ++v) {
-      std::string kv = *v;
-      auto name = kv.substr(0, kv.find('='));
-      if (!e.count(name) && name.rfind("HF_", 0) != 0) env_strings_.push_back(kv);
-    }
-    for (auto& [k, v] : e)
-      if (v) env_strings_.push_back(k + "=" + *v);
-    std::vector<char*> envp;
-    for (auto& s : env_strings_) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> args{cli_path()};
-    args.insert(args.end(), cli_args.begin(), cli_args.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    EXPECT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()), 0);
-    return pid;
-  }
-
- private:
-  std::vector<std::string> env_strings_;
 };
 
 }  // namespace
@@ -238,7 +183,7 @@ TEST_F(Ranged, KilledMultiConnectionDownloadResumesEveryRangeAndFetchesOnlyTheMi
   FaultServer::Faults f;
   f.trickle_bps = 3'000'000;  // per connection
   server.set_faults(f);
-  const pid_t pid = spawn_cli({"download", "org/m", "model.safetensors", "--connections", "4", "-q"});
+  const pid_t pid = start({"download", "org/m", "model.safetensors", "--connections", "4", "-q"});
   ASSERT_GT(pid, 0);
   // The journal next to the partial says which ranges are on disk.
   auto read_journal = [&]() -> std::optional<transfer::Journal> {
@@ -296,7 +241,7 @@ TEST_F(Ranged, WriterWhosePartialIsClaimedAwayStopsAndStartsOverInItsOwnFile) {
   FaultServer::Faults f;
   f.trickle_bps = 3'000'000;
   server.set_faults(f);
-  const pid_t pid = spawn_cli({"download", "org/m", "w.bin", "--connections", "4", "-q"});
+  const pid_t pid = start({"download", "org/m", "w.bin", "--connections", "4", "-q"});
   ASSERT_GT(pid, 0);
   const auto blobs = repo_dir("org/m") / "blobs";
   fs::path temp;

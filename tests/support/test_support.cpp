@@ -71,39 +71,48 @@ std::vector<std::string> child_environment(const std::map<std::string, std::opti
   return env_strings;
 }
 
-pid_t spawn_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env,
-                const fs::path& output) {
-  std::vector<std::string> env_strings = child_environment(env);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
+namespace {
+// argv and envp for posix_spawn or execve, built before the child starts: the char* arrays point
+// into the strings kept alongside them.
+struct ChildCommand {
+  std::vector<std::string> args, env_strings;
+  std::vector<char*> argv, envp;
+  ChildCommand(std::vector<std::string> arguments, const std::map<std::string, std::optional<std::string>>& env)
+      : args(std::move(arguments)), env_strings(child_environment(env)) {
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
+  ChildCommand(const ChildCommand&) = delete;
+  ChildCommand& operator=(const ChildCommand&) = delete;
+};
+
+std::vector<std::string> cli_argv(const std::vector<std::string>& args) {
   std::vector<std::string> argv{cli_path()};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
+  return argv;
+}
+}  // namespace
+
+pid_t spawn_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env,
+                const fs::path& output) {
+  ChildCommand cmd(cli_argv(args), env);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   pid_t pid;
-  int rc = ::posix_spawn(&pid, cargv[0], &actions, nullptr, cargv.data(), envp.data());
+  int rc = ::posix_spawn(&pid, cmd.argv[0], &actions, nullptr, cmd.argv.data(), cmd.envp.data());
   posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
+  if (rc != 0) throw std::runtime_error("cannot run " + cmd.args[0] + ": " + std::strerror(rc));
   return pid;
 }
 
 RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::optional<std::string>>& env,
               std::chrono::seconds timeout, const std::string& stdin_data) {
-  std::vector<std::string> env_strings = child_environment(env);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> cargv;
-  for (auto& a : args) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
+  ChildCommand cmd(argv, env);
 
   int out_pipe[2], err_pipe[2], in_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC))
@@ -114,7 +123,7 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
   pid_t pid;
-  int rc = ::posix_spawn(&pid, cargv[0], &actions, nullptr, cargv.data(), envp.data());
+  int rc = ::posix_spawn(&pid, cmd.argv[0], &actions, nullptr, cmd.argv.data(), cmd.envp.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
@@ -123,7 +132,7 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
     ::close(out_pipe[0]);
     ::close(err_pipe[0]);
     ::close(in_pipe[1]);
-    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
+    throw std::runtime_error("cannot run " + cmd.args[0] + ": " + std::strerror(rc));
   }
   if (!stdin_data.empty()) {
     auto ignored = ::write(in_pipe[1], stdin_data.data(), stdin_data.size());
@@ -168,35 +177,14 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
 std::string cli_path() { return HUBCACHE_CLI; }
 
 int start_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env) {
-  std::map<std::string, std::string> vars;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    auto eq = kv.find('=');
-    if (eq != std::string::npos && !scrubbed(kv.substr(0, eq))) vars[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  for (const auto& [k, v] : env) {
-    if (v)
-      vars[k] = *v;
-    else
-      vars.erase(k);
-  }
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : vars) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv{cli_path()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
+  ChildCommand cmd(cli_argv(args), env);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   for (int fd = 0; fd < 3; ++fd) posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_RDWR, 0);
   pid_t pid;
-  int rc = ::posix_spawn(&pid, cargv[0], &actions, nullptr, cargv.data(), envp.data());
+  int rc = ::posix_spawn(&pid, cmd.argv[0], &actions, nullptr, cmd.argv.data(), cmd.envp.data());
   posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+  if (rc != 0) throw std::runtime_error("cannot start " + cmd.args[0] + ": " + std::strerror(rc));
   return pid;
 }
 
@@ -210,28 +198,7 @@ TerminalResult run_cli_in_terminal(const std::vector<std::string>& args,
                                    const std::map<std::string, std::optional<std::string>>& env,
                                    bool stdout_on_terminal, const std::string& typed, std::chrono::seconds timeout) {
   // Everything the child needs is built before fork(): after it, only async-signal-safe calls.
-  std::map<std::string, std::string> vars;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    auto eq = kv.find('=');
-    if (eq != std::string::npos && !scrubbed(kv.substr(0, eq))) vars[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  for (const auto& [k, v] : env) {
-    if (v)
-      vars[k] = *v;
-    else
-      vars.erase(k);
-  }
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : vars) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv{cli_path()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
+  ChildCommand cmd(cli_argv(args), env);
 
   int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) throw std::runtime_error("no pseudo-terminal");
@@ -254,7 +221,7 @@ TerminalResult run_cli_in_terminal(const std::vector<std::string>& args,
     ::dup2(stdout_on_terminal ? slave : out_pipe[1], 1);
     ::dup2(slave, 2);
     if (slave > 2) ::close(slave);
-    ::execve(cargv[0], cargv.data(), envp.data());
+    ::execve(cmd.argv[0], cmd.argv.data(), cmd.envp.data());
     ::_exit(127);
   }
   if (out_pipe[1] >= 0) ::close(out_pipe[1]);
@@ -298,9 +265,7 @@ TerminalResult run_cli_in_terminal(const std::vector<std::string>& args,
 
 RunResult run_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env,
                   std::chrono::seconds timeout) {
-  std::vector<std::string> argv{cli_path()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run(argv, env, timeout);
+  return run(cli_argv(args), env, timeout);
 }
 
 std::string last_line(const std::string& text) {
