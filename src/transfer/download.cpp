@@ -113,10 +113,15 @@ class Fd {
   int fd_;
 };
 
-void remove_temp(const fs::path& temp) {
-  ::unlink(temp.c_str());
+// The journal files of the temp file `temp`.
+void forget_journal(const fs::path& temp) {
   ::unlink(sidecar_of(temp).c_str());
   ::unlink(sidecar_temp_of(temp).c_str());
+}
+
+void remove_temp(const fs::path& temp) {
+  ::unlink(temp.c_str());
+  forget_journal(temp);
 }
 
 // Opens a claimed partial for writing: never through a symlink (one swapped in
@@ -232,8 +237,7 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
     remove_temp(temp);
     util::throw_errno(err, "Cannot move the download into " + dest.string());
   }
-  ::unlink(sidecar_of(temp).c_str());
-  ::unlink(sidecar_temp_of(temp).c_str());
+  forget_journal(temp);
   util::fsync_dir(dest.parent_path());
   if (options.progress) options.progress(ProgressEvent{ctx.repo_id, ctx.file, meta.size, meta.size, true});
 }

@@ -594,10 +594,19 @@ class Engine {
     if (!force && now - last_flush_ < kJournalEvery) return;
     if (!force && done_.total() == flushed_total_ && validator_ == job_.journal.validator && !flushed_clear_pending())
       return;
-    // Before each write: a journal must never land next to a file that is no longer ours.
+    // A journal must never stay next to a name that is no longer our file. Checked
+    // before the write, and after it: a claim can rename the file away in between,
+    // and the journal we just wrote would then be left behind under the old name.
     if (!still_owned(job_.fd, job_.temp)) throw LostClaim();
     job_.journal.validator = validator_;
     write_journal(job_.temp, job_.journal);
+    if (!still_owned(job_.fd, job_.temp)) {
+      // Nobody else writes under our old name, and a claimant that has not moved
+      // the journal yet writes its own right after its claim.
+      ::unlink(sidecar_of(job_.temp).c_str());
+      ::unlink(sidecar_temp_of(job_.temp).c_str());
+      throw LostClaim();
+    }
     flushed_total_ = done_.total();
     flushed_generation_ = generation_;
     last_flush_ = now;
