@@ -162,6 +162,9 @@ void RepoCache::link_pointer(const fs::path& blob, const fs::path& pointer, bool
   // times; the blob itself is safe, we hold its lock.
   if (symlinks_supported(pointer.parent_path())) {
     const auto target = layout::relative_link_target(pointer, blob);
+    // Made in place when the name is free (symlink() is atomic, and it never
+    // replaces); an existing entry is replaced by a temp link and a rename.
+    if (::symlink(target.c_str(), pointer.c_str()) == 0) return;
     for (int attempt = 0;; ++attempt) {
       auto tmp = pointer;
       tmp += "." + util::random_hex8() + ".tmp";

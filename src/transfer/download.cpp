@@ -72,15 +72,25 @@ std::optional<Partial> claim_partial(const fs::path& dest, const std::string& et
     struct stat st {
     }, side_st{};
     if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    if (::lstat(sidecar_of(it->path()).c_str(), &side_st) != 0 || !S_ISREG(side_st.st_mode)) continue;
-    auto side = util::read_small_file(sidecar_of(it->path()));
-    if (!side) continue;
     const auto have = static_cast<std::uint64_t>(st.st_size);
     if (have > size) continue;
-    auto journal = parse_journal(*side, have);
-    if (!journal || journal->etag != etag || journal->size != size) continue;
-    // One with nothing done yet (killed before its first journal write) is still
-    // worth claiming: it is reused instead of left behind.
+    std::optional<Journal> journal;
+    if (::lstat(sidecar_of(it->path()).c_str(), &side_st) == 0) {
+      if (!S_ISREG(side_st.st_mode)) continue;
+      auto side = util::read_small_file(sidecar_of(it->path()));
+      if (!side) continue;
+      journal = parse_journal(*side, have);
+      if (!journal || journal->etag != etag || journal->size != size) continue;
+    } else if (errno == ENOENT && have == size) {
+      // Sized, but killed before its first journal write (the engine writes one only
+      // once a download has run for a while): nothing in it is trusted, yet it is
+      // reused instead of left behind.
+      journal = Journal{};
+      journal->etag = etag;
+      journal->size = size;
+    } else {
+      continue;
+    }
     if (!best || journal->done.total() > best->journal.done.total()) best = Partial{it->path(), std::move(*journal)};
   }
   if (!best) return std::nullopt;
@@ -150,7 +160,8 @@ int create_temp(const fs::path& temp) {
 
 // Downloads `meta.location` into `dest`: verified, then renamed into place.
 void download_verified(http::Client& client, const hub::Context& ctx, const hub::FileMetadata& meta,
-                       const fs::path& dest, const Options& options, bool allow_resume = true) {
+                       const fs::path& dest, const Options& options, bool allow_resume = true,
+                       bool sync_dir = true) {
   util::HashKind kind{};
   const bool verify = util::hash_kind_for_etag(meta.etag, kind);
 
@@ -186,7 +197,9 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
     remove_temp(temp);
     util::throw_errno(err, "Cannot create " + temp.string());
   }
-  write_journal(temp, journal);  // resumable from now on, even after a kill -9
+  // No journal yet: the engine writes the first one once the download has run for a
+  // while (a quick download writes none: five fewer file operations per small file).
+  // Until then a killed run's sized temp file is still claimed by the next run.
 
   bool again = false;  // download once more from zero, without resuming
   std::string digest;
@@ -208,14 +221,14 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
   }
   if (again) {
     fd.close();
-    return download_verified(client, ctx, meta, dest, options, false);
+    return download_verified(client, ctx, meta, dest, options, false, sync_dir);
   }
   if (verify && digest != meta.etag) {
     remove_temp(temp);
     if (resumed) {
       // The adopted ranges were bad (say, lost in a power cut): once more, from zero.
       fd.close();
-      return download_verified(client, ctx, meta, dest, options, false);
+      return download_verified(client, ctx, meta, dest, options, false, sync_dir);
     }
     throw Error(ErrorCode::integrity, "Integrity check failed for '" + ctx.file + "' of " +
                                           std::string(to_string(ctx.type)) + " '" + ctx.repo_id + "': expected " +
@@ -228,23 +241,24 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
     remove_temp(temp);
     util::throw_errno(err, "Cannot write " + temp.string());
   }
-  ::fchmod(fd.get(), file_mode());
+  if (::fstat(fd.get(), &st) == 0 && (st.st_mode & 07777) != file_mode()) ::fchmod(fd.get(), file_mode());
   const bool owned = still_owned(fd.get(), temp);
   fd.close();
-  if (!owned) return download_verified(client, ctx, meta, dest, options, false);
+  if (!owned) return download_verified(client, ctx, meta, dest, options, false, sync_dir);
   if (::rename(temp.c_str(), dest.c_str()) != 0) {
     int err = errno;
     remove_temp(temp);
     util::throw_errno(err, "Cannot move the download into " + dest.string());
   }
   forget_journal(temp);
-  util::fsync_dir(dest.parent_path());
+  if (sync_dir) util::fsync_dir(dest.parent_path());
   if (options.progress) options.progress(ProgressEvent{ctx.repo_id, ctx.file, meta.size, meta.size, true});
 }
 
 // Blob bookkeeping shared by fetch_online and the snapshot downloader.
 fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store::RepoCache& cache,
-                     const hub::FileMetadata& meta, const fs::path& pointer, const Options& options) {
+                     const hub::FileMetadata& meta, const fs::path& pointer, const Options& options,
+                     const BatchHints& hints = {}) {
   // Nothing is written below a planted symlink, not even the pointer's folders.
   cache.refuse_planted_symlinks(pointer.parent_path());
   store::write_cachedir_tag(cache.root());
@@ -258,7 +272,7 @@ fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store:
   util::make_dirs(cache.blobs_dir());
   bool new_blob = false;
   if (options.force_download || !util::is_regular_file(blob)) {
-    download_verified(client, ctx, meta, blob, options);
+    download_verified(client, ctx, meta, blob, options, hints.look_for_partial, hints.sync_blobs_dir);
     new_blob = true;
   }
   if (options.force_download || !util::is_regular_file(pointer) || new_blob)
@@ -273,6 +287,17 @@ http::Client& thread_client() {
 
 }  // namespace
 
+std::set<std::string> partials_in_blobs(const fs::path& blobs) {
+  std::set<std::string> etags;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(blobs, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() > 11 && name.compare(name.size() - 11, 11, ".incomplete") == 0)
+      etags.insert(name.substr(0, name.find('.')));
+  }
+  return etags;
+}
+
 void download_to_path(const hub::Context& ctx, const hub::FileMetadata& meta, const fs::path& dest,
                       const Options& options) {
   util::make_dirs(dest.parent_path());
@@ -280,13 +305,13 @@ void download_to_path(const hub::Context& ctx, const hub::FileMetadata& meta, co
 }
 
 fs::path download_file(const store::RepoCache& cache, std::string_view file, const std::string& commit,
-                       const hub::FileMetadata& meta, const Options& options) {
+                       const hub::FileMetadata& meta, const Options& options, const BatchHints& hints) {
   Options pinned = options;
   pinned.revision = commit;
   hub::Context ctx = hub::make_context(cache.repo_id(), file, pinned);
   auto pointer = cache.pointer_path(commit, file);
   if (!options.force_download && util::is_regular_file(pointer)) return pointer;
-  return ensure_blob(thread_client(), ctx, cache, meta, pointer, options);
+  return ensure_blob(thread_client(), ctx, cache, meta, pointer, options, hints);
 }
 
 fs::path fetch_online(const store::RepoCache& cache, std::string_view file, const Options& options) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -21,10 +22,24 @@ namespace hubcache::transfer {
 // lock, verified download, pointer. Returns the snapshot path.
 std::filesystem::path fetch_online(const store::RepoCache& cache, std::string_view file, const Options& options);
 
+// What a caller that puts many files into one repo lets each download skip.
+struct BatchHints {
+  // false: the caller listed blobs/ once (partials_in_blobs) and it holds no
+  // partial of this etag, so the folder is not listed again for each file.
+  bool look_for_partial = true;
+  // false: blobs/ is not fsynced after each rename; the caller fsyncs it once,
+  // after the batch. Each blob's bytes are still fsynced before its rename.
+  bool sync_blobs_dir = true;
+};
+
 // Puts one file of a known commit into the cache without asking the Hub for its
 // metadata again (the snapshot downloader has it from the tree listing).
 std::filesystem::path download_file(const store::RepoCache& cache, std::string_view file, const std::string& commit,
-                                    const hub::FileMetadata& meta, const Options& options);
+                                    const hub::FileMetadata& meta, const Options& options,
+                                    const BatchHints& hints = {});
+
+// The etags that have a partial download (`<etag>.<8hex>.incomplete`) in `blobs`.
+std::set<std::string> partials_in_blobs(const std::filesystem::path& blobs);
 
 // Streams meta.location into `dest` verified (size + hash named by meta.etag), then
 // renames it into place. Temp files sit next to `dest`; partials resume across runs.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <memory>
@@ -18,9 +19,12 @@ constexpr std::uint64_t kWriteBackEvery = 16u << 20;  // start writeback in step
 }  // namespace
 
 PrefixHasher::PrefixHasher(int fd, std::optional<util::HashKind> kind, std::uint64_t size)
-    : fd_(fd), kind_(kind), size_(size), thread_([this] { run(); }) {}
+    : fd_(fd), kind_(kind), size_(size) {
+  if (size_ > kInlineHashMax) thread_ = std::thread([this] { run(); });
+}
 
 PrefixHasher::~PrefixHasher() {
+  if (!thread_.joinable()) return;
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
@@ -50,6 +54,7 @@ void PrefixHasher::restart() {
 }
 
 std::string PrefixHasher::finish(const std::atomic<bool>* cancel) {
+  if (!thread_.joinable()) return hash_inline();
   advance(size_);
   std::unique_lock lock(mutex_);
   while (!done_ && !error_) {
@@ -58,6 +63,21 @@ std::string PrefixHasher::finish(const std::atomic<bool>* cancel) {
   }
   if (error_) util::throw_errno(error_, "Cannot read back a download to verify it");
   return digest_;
+}
+
+std::string PrefixHasher::hash_inline() {
+  if (!kind_) return "";
+  util::Hasher hasher(*kind_, size_);
+  std::unique_ptr<char[]> buf(new char[std::max<std::size_t>(1, static_cast<std::size_t>(size_))]);
+  std::size_t got = 0;
+  while (got < size_) {
+    ssize_t n = ::pread(fd_, buf.get() + got, static_cast<std::size_t>(size_) - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) util::throw_errno(n < 0 ? errno : EIO, "Cannot read back a download to verify it");
+    got += static_cast<std::size_t>(n);
+  }
+  hasher.update(buf.get(), got);
+  return hasher.hex_digest();
 }
 
 void PrefixHasher::run() {

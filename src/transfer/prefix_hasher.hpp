@@ -2,7 +2,9 @@
 // the temp file that is complete is read back (from the page cache) and fed to
 // the hasher as it grows, so verifying costs no second pass after the network is
 // done. The same thread asks the kernel to start writing back each hashed region
-// (sync_file_range), so the final fsync has little left to flush.
+// (sync_file_range), so the final fsync has little left to flush. A small file
+// (up to kInlineHashMax) is hashed in finish() instead: starting a thread would
+// cost more than the hashing it overlaps.
 #pragma once
 
 #include <atomic>
@@ -16,6 +18,8 @@
 #include "util/hash.hpp"
 
 namespace hubcache::transfer {
+
+inline constexpr std::uint64_t kInlineHashMax = 1u << 20;
 
 class PrefixHasher {
  public:
@@ -36,6 +40,7 @@ class PrefixHasher {
 
  private:
   void run();
+  std::string hash_inline();
 
   const int fd_;
   const std::optional<util::HashKind> kind_;

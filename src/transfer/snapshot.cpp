@@ -427,6 +427,9 @@ SnapshotResult snapshot(std::string_view repo, const Options& options, const Sna
     store::write_tree_file(local_tree_path(so.local_dir, commit), *tree);
   }
 
+  // blobs/ is listed once for partials to resume, not once per file, and fsynced
+  // once at the end instead of after each blob.
+  const std::set<std::string> partials = local ? std::set<std::string>{} : transfer::partials_in_blobs(cache.blobs_dir());
   std::atomic<std::size_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex error_mutex;
@@ -441,7 +444,8 @@ SnapshotResult snapshot(std::string_view repo, const Options& options, const Sna
         hub::FileMetadata meta{commit, f.etag(), f.size,
                                layout::resolve_url(ctx.endpoint, options.repo_type, repo, commit, f.path)};
         if (!local) {
-          transfer::download_file(cache, f.path, commit, meta, options);
+          transfer::download_file(cache, f.path, commit, meta, options,
+                                  {.look_for_partial = partials.count(f.etag()) > 0, .sync_blobs_dir = false});
         } else if (!fetch_local_file(cache, so.local_dir, f, commit, meta, options) && result.files[i].will_download &&
                    options.progress) {
           // Copied from the cache or found in place: account for it in the totals.
@@ -459,6 +463,7 @@ SnapshotResult snapshot(std::string_view repo, const Options& options, const Sna
   for (int i = 1; i < workers; ++i) threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
+  if (!local) util::fsync_dir(cache.blobs_dir());  // the renames of every blob published above
   if (first_error) std::rethrow_exception(first_error);
   if (options.cancel && options.cancel->load()) throw Error(ErrorCode::cancelled, "Snapshot download cancelled.");
   return result;

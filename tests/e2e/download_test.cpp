@@ -289,6 +289,26 @@ TEST_F(Download, ConcurrentProcessesShareOneDownload) {
   EXPECT_TRUE(leftovers("org/m").empty());
 }
 
+// A run killed within its first 50 ms leaves a sized temp file and no journal yet
+// (the engine writes the first one 50 ms in). The next run claims it, trusts none of
+// its bytes, and leaves nothing behind.
+TEST_F(Download, SizedPartialWithoutAJournalIsReusedNotLeftBehind) {
+  const auto data = test_bytes(200'000, 12);
+  const auto etag = util::sha256_hex(data);
+  server.add_file("org/m", "w.bin", data, true);
+  const auto blobs = repo_dir("org/m") / "blobs";
+  fs::create_directories(blobs);
+  write_file(blobs / (etag + ".0badc0de.incomplete"), std::string(data.size(), 'x'));  // garbage, right size
+  write_file(blobs / (etag + ".5ca1ab1e.incomplete"), std::string(10, 'y'));  // another size: not ours to claim
+
+  auto r = cli({"download", "org/m", "w.bin"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(last_line(r.out)), data);
+  EXPECT_EQ(server.body_bytes_sent(), data.size()) << "every byte fetched: none of the partial was trusted";
+  EXPECT_FALSE(fs::exists(blobs / (etag + ".0badc0de.incomplete")));
+  EXPECT_EQ(leftovers("org/m"), std::vector<std::string>{etag + ".5ca1ab1e.incomplete"});
+}
+
 TEST_F(Download, KilledDownloadResumesNextRunWithOnlyTheRest) {
   const auto data = test_bytes(4'000'000, 7);
   server.add_file("org/m", "model.safetensors", data, true);

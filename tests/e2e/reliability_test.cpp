@@ -429,7 +429,8 @@ TEST_F(Reliability, FsyncFailureIsExitElevenAndTheUnsyncedFileIsNotPublished) {
 TEST_F(Reliability, FailedPublishingRenameIsExitElevenWithNoTempLeft) {
   const auto data = test_bytes(300'000, 27);
   server.add_file("org/m", "w.bin", data, true);
-  auto r = cli({"download", "org/m", "w.bin"}, with_fs_faults({}, {{"RENAME", "EIO:1@/blobs/"}}));
+  // Every rename under blobs/ fails: a journal's (tolerated) and the one that publishes the blob.
+  auto r = cli({"download", "org/m", "w.bin"}, with_fs_faults({}, {{"RENAME", "EIO@/blobs/"}}));
   EXPECT_EQ(r.exit_code, 11) << r.err;
   expect_clean_failure(r, cache(), repo_dir("org/m"), pointer("org/m", "w.bin"), util::sha256_hex(data));
 }
