@@ -253,19 +253,23 @@ struct FaultServer::Impl {
         });
   }
 
+  // The content of the LFS file whose sha256 is `sha`; the caller holds `mutex`.
+  bool lfs_content(const std::string& sha, std::string& content) const {
+    for (auto& [id, repo] : repos)
+      for (auto& [p, f] : repo.files)
+        if (f.lfs && f.etag == sha) {
+          content = f.content;
+          return true;
+        }
+    return false;
+  }
+
   // The LFS content named `sha`, as a CDN serves it.
   void serve_blob(const httplib::Request& req, httplib::Response& res, const std::string& sha, bool head) {
     std::string content;
     {
       std::lock_guard lock(mutex);
-      bool found = false;
-      for (auto& [id, repo] : repos)
-        for (auto& [p, f] : repo.files)
-          if (f.lfs && f.etag == sha) {
-            content = f.content;
-            found = true;
-          }
-      if (!found) {
+      if (!lfs_content(sha, content)) {
         res.status = 404;
         return;
       }
@@ -396,14 +400,7 @@ struct FaultServer::Impl {
       std::lock_guard lock(mutex);
       loop = faults.cdn_redirect_loop;
       redirect_to = faults.cdn_redirect_to;
-      bool found = false;
-      for (auto& [id, repo] : repos)
-        for (auto& [p, f] : repo.files)
-          if (f.lfs && f.etag == sha) {
-            content = f.content;
-            found = true;
-          }
-      if (!found) {
+      if (!lfs_content(sha, content)) {
         res.status = 404;
         return;
       }
