@@ -33,6 +33,7 @@
 #include "transfer/engine.hpp"
 #include "transfer/journal.hpp"
 #include "transfer/prefix_hasher.hpp"
+#include "transfer/watch.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 
@@ -201,11 +202,14 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
   // while (a quick download writes none: five fewer file operations per small file).
   // Until then a killed run's sized temp file is still claimed by the next run.
 
+  DownloadWatch* watch = current_download_watch();
+  if (watch) watch->started(fd.get(), temp, meta.size);
+
   bool again = false;  // download once more from zero, without resuming
   std::string digest;
   {
     PrefixHasher hasher(fd.get(), verify ? std::optional(kind) : std::nullopt, meta.size);
-    FetchJob job{ctx, meta, fd.get(), temp, journal, hasher, options};
+    FetchJob job{ctx, meta, fd.get(), temp, journal, hasher, options, watch};
     try {
       fetch_missing(client.multi(), job);
       digest = hasher.finish(options.cancel);
