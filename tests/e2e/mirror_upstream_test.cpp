@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -16,8 +17,10 @@
 #include "layout/naming.hpp"
 #include "mirror/mirror.hpp"
 #include "mirror/xet.hpp"
+#include "store/repo_cache.hpp"
 #include "support/fault_server.hpp"
 #include "support/test_support.hpp"
+#include "transfer/journal.hpp"
 #include "util/hash.hpp"
 
 namespace hubcache::test {
@@ -466,6 +469,70 @@ TEST_F(MirrorUpstream, TwoMirrorsOnOneCacheMakeOneTransfer) {
   EXPECT_LE(server->cdn_bytes_sent(), data.size() + data.size() / 20) << "one upstream transfer";
   EXPECT_EQ(b->metrics().value("hubcache_upstream_fills_total", {{"result", "followed"}}), 1);
   EXPECT_EQ(b->metrics().value("hubcache_upstream_bytes_total"), 0);
+}
+
+// Another tool (Python's hf_hub_download, @huggingface/hub) downloads the blob: it holds
+// the lock and writes its partial front to back, with no journal. The mirror streams
+// what that partial holds and never fetches the file itself.
+TEST_F(MirrorUpstream, FollowsAnotherToolsPartialWithoutFetching) {
+  const std::string data = test_bytes(2 << 20, 7);
+  server->add_file("org/m", "w.bin", data, true);
+  const std::string etag = util::sha256_hex(data);
+  store::RepoCache rc(fs::canonical(cache), "org/m", RepoType::model);
+  auto m = make(options());
+  Reply redirect = ask(*m, get("/org/m/resolve/main/w.bin"));
+  ASSERT_EQ(redirect.status, 302);
+  auto lock = std::make_unique<store::FileLock>(rc.lock_path(etag));
+  fs::create_directories(rc.blobs_dir());
+  const fs::path partial = rc.blobs_dir() / (etag + ".0badf00d.incomplete");
+  write_file(partial, data.substr(0, 1 << 20));
+  auto reader = std::async(std::launch::async, [&] { return receive(ask(*m, follow(redirect))); });
+  // The reader streams the half that is there, then waits.
+  for (int i = 0; i < 500 && m->metrics().value("hubcache_upstream_waiting_clients") == 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(m->metrics().value("hubcache_upstream_waiting_clients"), 1);
+  {
+    std::ofstream out(partial, std::ios::app | std::ios::binary);
+    out << data.substr(1 << 20);
+  }
+  fs::rename(partial, rc.blob_path(etag));
+  lock.reset();
+  Received got = reader.get();
+  EXPECT_TRUE(got.complete);
+  EXPECT_TRUE(got.bytes == data);
+  EXPECT_EQ(server->cdn_bytes_sent(), 0u) << "the mirror fetched nothing itself";
+  EXPECT_EQ(read_file(rc.pointer_path(server->commit_of("org/m"), "w.bin")), data) << "and linked the snapshot";
+}
+
+// A hubcache download that holds the lock dies half-way (its partial and journal stay):
+// the following mirror takes the lock, resumes that very partial and its readers go on.
+TEST_F(MirrorUpstream, TakesOverAPartialWhoseOwnerDied) {
+  const std::string data = test_bytes(16 << 20, 8);
+  server->add_file("org/m", "w.bin", data, true);
+  const std::string etag = util::sha256_hex(data);
+  store::RepoCache rc(fs::canonical(cache), "org/m", RepoType::model);
+  auto m = make(options());
+  Reply redirect = ask(*m, get("/org/m/resolve/main/w.bin"));
+  auto lock = std::make_unique<store::FileLock>(rc.lock_path(etag));
+  fs::create_directories(rc.blobs_dir());
+  const fs::path partial = rc.blobs_dir() / (etag + ".deadbeef.incomplete");
+  std::string sized = data.substr(0, 8 << 20);
+  sized.resize(data.size(), '\0');  // presized, as the engine makes them
+  write_file(partial, sized);
+  transfer::Journal j;
+  j.etag = etag;
+  j.size = data.size();
+  j.done.add(0, 8 << 20);
+  ASSERT_TRUE(transfer::write_journal(partial, j));
+  auto reader = std::async(std::launch::async, [&] { return receive(ask(*m, follow(redirect))); });
+  for (int i = 0; i < 500 && m->metrics().value("hubcache_upstream_waiting_clients") == 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  lock.reset();  // the owner is gone
+  Received got = reader.get();
+  EXPECT_TRUE(got.complete);
+  EXPECT_TRUE(got.bytes == data);
+  EXPECT_LE(server->cdn_bytes_sent(), data.size() / 2 + (1 << 20)) << "only the missing half was fetched";
+  EXPECT_TRUE(fs::is_regular_file(rc.blob_path(etag)));
 }
 
 TEST_F(MirrorUpstream, ListingsAreKeptPerCommitAndPaginated) {
