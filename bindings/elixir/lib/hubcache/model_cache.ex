@@ -68,6 +68,12 @@ defmodule Hubcache.ModelCache do
 
   Errors are `Hubcache.Error` structs; `fetch/3` returns them, the other functions raise
   them.
+
+  ## Environment variables
+
+  The library reads `HF_*` variables from the operating-system environment of the VM, once,
+  on first use. `System.put_env/2` does not reach it (the VM keeps its own copy), so set
+  them before the VM starts, or use the config and options above.
   """
 
   alias Hubcache.{Error, Nif}
