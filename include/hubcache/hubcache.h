@@ -16,9 +16,10 @@
  * HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE...). Link with -lhubcache (pkg-config hubcache).
  *
  * Conventions, for every function unless its comment says otherwise:
- * - Status: a function that can fail returns a hubcache_status. HUBCACHE_OK is 0; every
- *   other value equals the C++ hubcache::ErrorCode and the hubcache CLI's exit code for the
- *   same failure (docs/cli.md, "Exit codes"). Nothing else escapes: no C++ exception ever
+ * - Status: a function that can fail returns a hubcache_status (an enum, so an int in every
+ *   C ABI hubcache builds for). HUBCACHE_OK is 0; every other value equals the C++
+ *   hubcache::ErrorCode and the hubcache CLI's exit code for the same failure (docs/cli.md,
+ *   "Exit codes"). Nothing else escapes: no C++ exception ever
  *   crosses this API (out of memory is HUBCACHE_ERR_INTERNAL, "out of memory").
  * - Errors: the last parameter, `hubcache_error** error`, may be NULL. When it is not, a
  *   failure stores a new error object in *error (what failed, for which repo, file and

@@ -43,6 +43,7 @@ namespace {
 using hubcache::ErrorCode;
 
 static_assert(std::atomic<bool>::is_always_lock_free, "hubcache_cancel_trigger must be async-signal-safe");
+static_assert(sizeof(hubcache_status) == sizeof(int), "hubcache.h promises FFI users an int-sized status");
 
 // The status values are the ErrorCode values: a status is a static_cast away.
 constexpr bool same_code(hubcache_status s, ErrorCode c) { return static_cast<int>(s) == static_cast<int>(c); }
