@@ -1,11 +1,13 @@
 // Warm hits through the public API: what an application pays per call once a file
-// is in the cache. Run by bench/run.sh against a cache that hubcache filled:
+// is in the cache, through libhubcache.so, the C++ API and the C API (hubcache.h) side by
+// side. Run by bench/run.sh against a cache that hubcache filled:
 //
 //   bench_fetch --cache-dir D --repo org/name --file path/in/repo --commit 40HEX [benchmark flags]
 //
 // The endpoint is a closed local port, so a call that touched the network would fail
 // or fall back after a refused connection and show up as a slow outlier, not pass quietly.
 #include <benchmark/benchmark.h>
+#include <hubcache/hubcache.h>
 
 #include <cstdio>
 #include <cstring>
@@ -35,6 +37,28 @@ void BM_fetch_commit(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(hubcache::fetch(setup.repo, setup.file, o));
 }
 BENCHMARK(BM_fetch_commit);
+
+// The same hit through the C API, as an application in C or another language makes it:
+// the options handle is set up once, and each call returns a malloc'd copy of the path
+// that the caller frees.
+void BM_capi_fetch_commit(benchmark::State& state) {
+  hubcache_options* o = hubcache_options_new();
+  hubcache_options_set_cache_dir(o, setup.cache_dir.c_str());
+  hubcache_options_set_endpoint(o, "http://127.0.0.1:1");
+  hubcache_options_set_offline(o, 0);
+  hubcache_options_set_revision(o, setup.commit.c_str());
+  for (auto _ : state) {
+    char* path = nullptr;
+    if (hubcache_fetch(setup.repo.c_str(), setup.file.c_str(), o, &path, nullptr) != HUBCACHE_OK) {
+      state.SkipWithError("hubcache_fetch failed");
+      break;
+    }
+    benchmark::DoNotOptimize(path);
+    hubcache_free(path);
+  }
+  hubcache_options_free(o);
+}
+BENCHMARK(BM_capi_fetch_commit);
 
 // A branch, offline (HF_HUB_OFFLINE=1): refs/main is read, then the snapshot entry.
 void BM_fetch_branch_offline(benchmark::State& state) {
@@ -97,8 +121,18 @@ int main(int argc, char** argv) {
     o = base_options();
     o.offline = true;
     const auto at_branch = hubcache::fetch(setup.repo, setup.file, o);
+    char* c_path = nullptr;
+    hubcache_options* c_options = hubcache_options_new();
+    hubcache_options_set_cache_dir(c_options, setup.cache_dir.c_str());
+    hubcache_options_set_offline(c_options, 1);
+    hubcache_options_set_revision(c_options, setup.commit.c_str());
+    const bool c_hit =
+        hubcache_fetch(setup.repo.c_str(), setup.file.c_str(), c_options, &c_path, nullptr) == HUBCACHE_OK &&
+        at_commit == c_path;
+    hubcache_free(c_path);
+    hubcache_options_free(c_options);
     if (!std::filesystem::is_regular_file(at_commit) || at_commit != at_branch ||
-        !hubcache::is_cached(setup.repo, setup.file, o)) {
+        !hubcache::is_cached(setup.repo, setup.file, o) || !c_hit) {
       std::fprintf(stderr, "bench_fetch: '%s' of '%s' is not cached at %s (and refs/main) in %s\n", setup.file.c_str(),
                    setup.repo.c_str(), setup.commit.c_str(), setup.cache_dir.c_str());
       return 1;

@@ -419,6 +419,10 @@ gbench() {  # NAME [real_time|cpu_time]: the median in ns (the only run when the
 lib_commit_ns=$(gbench BM_fetch_commit)
 record warm "library fetch at a commit" "$(calc "$lib_commit_ns" 0)" ns
 record warm "library fetch at a commit, CPU time" "$(calc "$(gbench BM_fetch_commit cpu_time)" 0)" ns
+capi_commit_ns=$(gbench BM_capi_fetch_commit)
+capi_ratio=$(calc "$capi_commit_ns / $lib_commit_ns" 2)
+record warm "C API hubcache_fetch at a commit" "$(calc "$capi_commit_ns" 0)" ns
+record warm "C API / C++ fetch at a commit" "$capi_ratio" x
 record warm "library fetch at main, offline" "$(calc "$(gbench BM_fetch_branch_offline)" 0)" ns
 record warm "library fetch at main, max_age" "$(calc "$(gbench BM_fetch_branch_max_age)" 0)" ns
 record warm "library lookup at main" "$(calc "$(gbench BM_lookup_branch)" 0)" ns
@@ -484,6 +488,7 @@ target "cold ${big_mib} MiB: hubcache peak RSS" "$cold_rss_mib" "<" 64 MiB
 target "capped $rate/connection: hubcache speedup over one stream" "$cap_speedup" ">=" 4 x
 target "$many files: hubcache speedup over snapshotDownload" "$many_speedup" ">=" 5 x
 target "warm library fetch at a commit" "$(calc "$lib_commit_ns / 1000" 2)" "<" 20 µs
+target "warm hubcache_fetch (C API) / C++ fetch at a commit" "$capi_ratio" "<=" 2 x
 target "ls of $scan_total files: speedup over scanCacheDir" "$ls_speedup" ">=" 5 x
 
 {

@@ -35,8 +35,11 @@ std::filesystem::path resolve_cache_root(const Options& options) {
   auto canonical = fs::weakly_canonical(fs::absolute(root, ec), ec);
   auto resolved = ec ? fs::absolute(root).lexically_normal() : canonical;
   if (root.is_absolute()) {
-    last_input = root;
-    last_output = resolved;
+    // Copies first, then swaps that cannot throw: running out of memory half-way must not
+    // pair this input with the previous output (found by the C API's allocation-failure test).
+    fs::path input = root, output = resolved;
+    last_input.swap(input);
+    last_output.swap(output);
   }
   return resolved;
 }

@@ -22,6 +22,8 @@
 
 #include "hubcache/options.hpp"
 
+// Exported by libhubcache.so, which is built with hidden visibility (cmake/hubcache.map.in).
+#pragma GCC visibility push(default)
 namespace hubcache::admin {
 
 namespace fs = std::filesystem;
@@ -224,3 +226,4 @@ std::uint64_t parse_size(const std::string& text);
 std::chrono::seconds parse_duration(const std::string& text);
 
 }  // namespace hubcache::admin
+#pragma GCC visibility pop

@@ -17,6 +17,8 @@
 
 #include "hubcache/options.hpp"
 
+// Exported by libhubcache.so, which is built with hidden visibility (cmake/hubcache.map.in).
+#pragma GCC visibility push(default)
 namespace hubcache {
 
 // The resolved cache root: options.cache_dir, else the environment (settings.hpp),
@@ -110,3 +112,4 @@ SnapshotResult snapshot(std::string_view repo, const Options& options = {},
                         const SnapshotOptions& snapshot_options = {});
 
 }  // namespace hubcache
+#pragma GCC visibility pop

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+// Exported by libhubcache.so, which is built with hidden visibility (cmake/hubcache.map.in).
+#pragma GCC visibility push(default)
 namespace hubcache {
 
 enum class ErrorCode : int {
@@ -43,3 +45,4 @@ class Error : public std::runtime_error {
 };
 
 }  // namespace hubcache
+#pragma GCC visibility pop

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+// Exported by libhubcache.so, which is built with hidden visibility (cmake/hubcache.map.in).
+#pragma GCC visibility push(default)
 namespace hubcache {
 
 enum class RepoType { model, dataset, space };
@@ -74,3 +76,4 @@ struct Options {
 };
 
 }  // namespace hubcache
+#pragma GCC visibility pop

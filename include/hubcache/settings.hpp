@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+// Exported by libhubcache.so, which is built with hidden visibility (cmake/hubcache.map.in).
+#pragma GCC visibility push(default)
 namespace hubcache {
 
 struct Settings {
@@ -59,3 +61,4 @@ std::string expand_user_and_vars(const std::string& path,
                                  const std::function<const char*(const char*)>& getenv);
 
 }  // namespace hubcache
+#pragma GCC visibility pop
