@@ -387,6 +387,9 @@ struct Mirror::Impl {
   void start(const CallPtr& c) {
     c->t = parse_target(c->req.target, c->req.cdn);
     if (c->t.kind == Target::Kind::none) return c->reply(error_reply(c, 404, "", "Not found"));
+    const bool get = c->req.method == "GET" || c->req.method == "HEAD";
+    if (c->t.kind == Target::Kind::paths_info ? c->req.method != "POST" : !get)
+      return c->reply(error_reply(c, 405, "", "Method not allowed"));
     if (c->t.kind == Target::Kind::blob && c->t.repo_id.empty()) return legacy_blob(c);
     try {
       layout::validate_repo_id(c->t.repo_id);
