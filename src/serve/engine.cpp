@@ -6,6 +6,7 @@
 #include "serve/engine.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/sendfile.h>
@@ -595,6 +596,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     phase_ = Phase::writing;
     set_deadline(engine_.limits.send_timeout);
     if (auto state = responder_.lock()) state->answered = true;
+    if (auto* g = std::get_if<GrowingBody>(&response_.body);
+        g && (!g->state || !g->file || g->offset + g->length > g->state->total()))
+      return abort();  // a range past the announced size would wait forever
     pump();
   }
 
@@ -701,7 +705,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     record(complete);
     --engine_.in_flight;
     response_ = Response{};
-    if (!keep_alive_) return linger_close();
+    // Draining: even a response sent with keep-alive ends its connection.
+    if (!keep_alive_ || engine_.draining) return linger_close();
     // Free what the request held: an idle connection keeps no buffer.
     request_ = Request{};
     head_.clear();
@@ -930,6 +935,8 @@ void Engine::start() {
   Impl& s = *impl_;
   if (s.started) return;
   s.started = true;
+  // sendfile(2) has no MSG_NOSIGNAL: a peer gone mid-body must be an EPIPE, not a kill.
+  ::signal(SIGPIPE, SIG_IGN);
   s.pool = std::make_unique<asio::thread_pool>(static_cast<std::size_t>(std::max(1, s.options.disk_threads)));
   for (auto& l : s.listeners) s.accept(*l);
   for (auto& loop_ptr : s.loops) {

@@ -230,6 +230,8 @@ class Engine {
   // Called on a loop thread for every finished request (keep it short). Before start().
   void on_request_done(RequestHook hook);
 
+  // Starts the loop threads and accepting. Ignores SIGPIPE for the process (sendfile
+  // to a vanished peer must fail with EPIPE, not kill it).
   void start();
   // Queues blocking work (disk walks, hashing) on the bounded pool.
   void blocking(std::function<void()> work);
