@@ -638,9 +638,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (n > 0) body_sent_ += static_cast<std::uint64_t>(n);
       } else if (auto* file = std::get_if<FileBody>(&response_.body)) {
         off_t off = static_cast<off_t>(file->offset + body_sent_);
-        n = ::sendfile(fd, file->file->fd(), &off, std::min<std::uint64_t>(kSendfileSlice, body_len_ - body_sent_));
+        const auto want = std::min<std::uint64_t>(kSendfileSlice, body_len_ - body_sent_);
+        n = ::sendfile(fd, file->file->fd(), &off, want);
         if (n == 0) return abort();  // the file shrank under us
-        if (n > 0) body_sent_ += static_cast<std::uint64_t>(n);
+        if (n > 0) {
+          body_sent_ += static_cast<std::uint64_t>(n);
+          // Less than asked: the socket buffer is full. Wait for room rather than make
+          // a call that can only fail with EAGAIN (as nginx does).
+          if (static_cast<std::uint64_t>(n) < want && body_sent_ < body_len_) {
+            set_deadline(engine_.limits.send_timeout);
+            return wait_writable();
+          }
+        }
       } else {
         auto& g = std::get<GrowingBody>(response_.body);
         if (g.state->failed()) return abort();
@@ -665,7 +674,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         const std::uint64_t want = std::min<std::uint64_t>({kSendfileSlice, have - pos, body_len_ - body_sent_});
         n = ::sendfile(fd, g.file->fd(), &off, want);
         if (n == 0) return abort();
-        if (n > 0) body_sent_ += static_cast<std::uint64_t>(n);
+        if (n > 0) {
+          body_sent_ += static_cast<std::uint64_t>(n);
+          if (static_cast<std::uint64_t>(n) < want) {
+            set_deadline(engine_.limits.send_timeout);
+            return wait_writable();
+          }
+        }
       }
       if (n < 0) {
         if (errno == EINTR) continue;
