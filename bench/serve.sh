@@ -75,18 +75,18 @@ trap cleanup EXIT
 
 # ---- data: one cache, imported; nginx serves the same blob files ---------------------------
 section "data"
-mkdir -p "$work/src/small" "$work/src/big" "$work/src/tree"
+mkdir -p "$work/src/small" "$work/src/big" "$work/src/listing"
 head -c 4096 /dev/urandom >"$work/src/small/config.json"            # small regular file
 head -c 65536 /dev/urandom >"$work/src/small/model.onnx"            # small LFS file (by its name)
 head -c $((big_mib << 20)) /dev/urandom >"$work/src/big/model.safetensors"
 for d in $(seq 0 9); do
-  mkdir -p "$work/src/tree/dir$d"
-  for f in $(seq 0 19); do printf 'file %d %d\n' "$d" "$f" >"$work/src/tree/dir$d/f$f.txt"; done
+  mkdir -p "$work/src/listing/dir$d"
+  for f in $(seq 0 19); do printf 'file %d %d\n' "$d" "$f" >"$work/src/listing/dir$d/f$f.txt"; done
 done
 cache="$work/cache"
 "$hc" import "$work/src/small" --repo bench/small --cache-dir "$cache" -q >/dev/null
 "$hc" import "$work/src/big" --repo bench/big --cache-dir "$cache" -q >/dev/null
-"$hc" import "$work/src/tree" --repo bench/tree --cache-dir "$cache" -q >/dev/null
+"$hc" import "$work/src/listing" --repo bench/listing --cache-dir "$cache" -q >/dev/null
 small_git=$(basename "$(readlink "$cache"/models--bench--small/snapshots/*/config.json)")
 small_lfs=$(sha256sum "$work/src/small/model.onnx" | cut -c1-64)
 big_lfs=$(sha256sum "$work/src/big/model.safetensors" | cut -c1-64)
@@ -148,8 +148,8 @@ url[hc_lfs]="http://127.0.0.1:$cdn_port/$small_lfs"
 url[ngx_lfs]="http://127.0.0.1:$ngx_port/small.onnx"
 url[hc_big]="http://127.0.0.1:$cdn_port/$big_lfs"
 url[ngx_big]="http://127.0.0.1:$ngx_port/big.bin"
-url[hc_rev]="$hub/api/models/bench/tree/revision/main"
-url[hc_tree]="$hub/api/models/bench/tree/tree/main?recursive=true"
+url[hc_rev]="$hub/api/models/bench/listing/revision/main"
+url[hc_tree]="$hub/api/models/bench/listing/tree/main?recursive=true"
 
 # The server's processes (nginx: master and workers), their CPU ticks, threads, RSS.
 pids_of() { if [[ $1 == hc ]]; then echo "$serve_pid"; else echo "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"; fi; }
@@ -183,6 +183,7 @@ wrk_run() {
   mb_s=$(awk "BEGIN {printf \"%.1f\", $bytes / $s / 1048576}")
   cpu_s=$(awk "BEGIN {printf \"%.2f\", ($t1 - $t0) / $hz}")
   gb=$(awk "BEGIN {printf \"%.3f\", $bytes / 1073741824}")
+  ((errors == 0)) || log "  warning: $errors errors (wrk counts non-2xx answers too)"
   printf '  %-14s c=%-4s %9s req/s %9s MiB/s  server CPU %6.2f s (%s GiB)  errors %s\n' "$name" "$c" "$req_s" "$mb_s" \
     "$cpu_s" "$gb" "$errors" >&2
 }
@@ -235,16 +236,17 @@ for kind in small lfs; do
   hc_r=$req_s
   wrk_run "ngx_$kind" "${url[ngx_$kind]}" 64
   r=$(ratio "$hc_r" "$req_s")
-  row "small $kind file, 64 conns (req/s)" "$hc_r" "$req_s" "$r" ">= 0.8x" "$(verdict "$r >= 0.8")"
+  label=regular; [[ $kind == lfs ]] && label="LFS (CDN)"
+  row "small $label file, 64 conns (req/s)" "$hc_r" "$req_s" "$r" ">= 0.8x" "$(verdict "$r >= 0.8")"
 done
 
 # ---- 4. big files -----------------------------------------------------------------------------
 section "big file ($big_mib MiB), whole downloads"
 for c in 1 8 64 256; do
   wrk_run hc_big "${url[hc_big]}" "$c"
-  hc_mb=$mb_s hc_cpu_gb=$(awk "BEGIN {printf \"%.3f\", $gb > 0 ? $cpu_s / $gb : 0}")
+  hc_mb=$mb_s hc_cpu_gb=$(awk "BEGIN {printf \"%.3f\", ($gb > 0 ? $cpu_s / $gb : 0)}")
   wrk_run ngx_big "${url[ngx_big]}" "$c"
-  ngx_cpu_gb=$(awk "BEGIN {printf \"%.3f\", $gb > 0 ? $cpu_s / $gb : 0}")
+  ngx_cpu_gb=$(awk "BEGIN {printf \"%.3f\", ($gb > 0 ? $cpu_s / $gb : 0)}")
   r=$(ratio "$hc_mb" "$mb_s")
   row "big file, $c clients (MiB/s)" "$hc_mb" "$mb_s" "$r" ">= 0.95x" "$(verdict "$r >= 0.95")"
   row "big file, $c clients (server CPU s per GiB)" "$hc_cpu_gb" "$ngx_cpu_gb" "$(ratio "$hc_cpu_gb" "$ngx_cpu_gb")" \
