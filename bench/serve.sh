@@ -16,23 +16,25 @@
 #   --quick       shorter runs, smaller big file, fewer connections (a smoke run)
 #   --threads N   event-loop threads for hubcache and workers for nginx (default: nproc)
 #   --seconds S   length of each wrk run (default 5; quick 2)
+#   --only LIST   run only these parts (comma-separated: idle,slowloris,small,big,range,metadata)
 set -Eeuo pipefail
 shopt -s inherit_errexit
 trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 
-quick=0 threads=$(nproc) secs="" build="build-bench" out="" keep=0 install=1 do_build=1
+only="idle,slowloris,small,big,range,metadata" quick=0 threads=$(nproc) secs="" build="build-bench" out="" keep=0 install=1 do_build=1
 while (($#)); do
   case "$1" in
     --quick) quick=1 ;;
     --threads) threads=$2; shift ;;
     --seconds) secs=$2; shift ;;
+    --only) only=$2; shift ;;
     --build-dir) build=$2; shift ;;
     --out) out=$2; shift ;;
     --keep) keep=1 ;;
     --no-install) install=0 ;;
     --no-build) do_build=0 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -188,12 +190,14 @@ wrk_run() {
     "$cpu_s" "$gb" "$errors" >&2
 }
 
+want() { [[ ",$only," == *",$1,"* ]]; }
 rows=()
 row() { rows+=("$(printf '| %s | %s | %s | %s | %s | %s |' "$@")"); }
 ratio() { awk "BEGIN {if ($2 == 0) print \"-\"; else printf \"%.2f\", $1 / $2}"; }
 verdict() { awk "BEGIN {print ($1) ? \"PASS\" : \"MISS\"}"; }
 
 # ---- 1. idle keep-alive connections ---------------------------------------------------------
+if want idle; then
 section "$idle_n idle keep-alive connections (each after one GET)"
 for srv in hc ngx; do
   u=${url[${srv}_small]}
@@ -214,8 +218,10 @@ row "$idle_n idle: CPU (cores)" "$idle_cpu_hc" "$idle_cpu_ngx" "-" "< 0.05" "$(v
 row "$idle_n idle: threads" "$idle_threads_hc" "$idle_threads_ngx" "-" "bounded" "$(verdict "$idle_threads_hc <= $threads + 8")"
 row "$idle_n idle: RSS (MiB)" "$idle_rss_hc" "$idle_rss_ngx" "-" "< 64" "$(verdict "$idle_rss_hc < 64")"
 row "$idle_n idle: fresh GET (ms, median)" "$idle_lat_hc" "$idle_lat_ngx" "-" "< 20" "$(verdict "$idle_lat_hc < 20")"
+fi
 
 # ---- 2. slowloris -----------------------------------------------------------------------------
+if want slowloris; then
 section "$slow_n slowloris connections (one header byte every 2 s)"
 for srv in hc ngx; do
   u=${url[${srv}_small]}
@@ -228,8 +234,10 @@ for srv in hc ngx; do
   log "  $srv: a fresh GET $lat ms (median of 10), $mem MiB RSS"
 done
 row "$slow_n slowloris: fresh GET (ms, median)" "$slow_lat_hc" "$slow_lat_ngx" "-" "< 200" "$(verdict "$slow_lat_hc < 200")"
+fi
 
 # ---- 3. small files ---------------------------------------------------------------------------
+if want small; then
 section "small files, 64 keep-alive connections"
 for kind in small lfs; do
   wrk_run "hc_$kind" "${url[hc_$kind]}" 64
@@ -239,8 +247,10 @@ for kind in small lfs; do
   label=regular; [[ $kind == lfs ]] && label="LFS (CDN)"
   row "small $label file, 64 conns (req/s)" "$hc_r" "$req_s" "$r" ">= 0.8x" "$(verdict "$r >= 0.8")"
 done
+fi
 
 # ---- 4. big files -----------------------------------------------------------------------------
+if want big; then
 section "big file ($big_mib MiB), whole downloads"
 for c in 1 8 64 256; do
   wrk_run hc_big "${url[hc_big]}" "$c"
@@ -252,8 +262,10 @@ for c in 1 8 64 256; do
   row "big file, $c clients (server CPU s per GiB)" "$hc_cpu_gb" "$ngx_cpu_gb" "$(ratio "$hc_cpu_gb" "$ngx_cpu_gb")" \
     "<= 1x" "$(verdict "$hc_cpu_gb <= $ngx_cpu_gb * 1.05")"
 done
+fi
 
 # ---- 5. 1 MiB ranges next to other connections -----------------------------------------------
+if want range; then
 section "1 MiB range requests, 8 clients, $range_others other connections open"
 for srv in hc ngx; do
   u=${url[${srv}_small]}
@@ -264,13 +276,16 @@ for srv in hc ngx; do
 done
 r=$(ratio "$range_hc" "$range_ngx")
 row "1 MiB ranges, 8 clients + $range_others open (req/s)" "$range_hc" "$range_ngx" "$r" ">= 0.8x" "$(verdict "$r >= 0.8")"
+fi
 
 # ---- 6. metadata ------------------------------------------------------------------------------
+if want metadata; then
 section "metadata, 64 keep-alive connections"
 wrk_run hc_rev "${url[hc_rev]}" 64
 row "revision/main (req/s)" "$req_s" "-" "-" ">= 5000" "$(verdict "$req_s >= 5000")"
 wrk_run hc_tree "${url[hc_tree]}" 64
 row "tree/main?recursive=true, 200 files (req/s)" "$req_s" "-" "-" ">= 2000" "$(verdict "$req_s >= 2000")"
+fi
 
 # ---- report -----------------------------------------------------------------------------------
 {

@@ -108,32 +108,29 @@ int run(const ServeArgs& args) {
   return 0;
 }
 
-Registrar reg{{"serve", "Serve the cache with the Hub's HTTP API (for HF_ENDPOINT on other machines)", 70,
-               [](CLI::App& sub) -> std::function<int()> {
-                 auto args = std::make_shared<ServeArgs>();
-                 add_cache_dir_flag(sub, *args);
-                 sub.add_option("--host", args->host, "Address to listen on")->default_val("127.0.0.1");
-                 sub.add_option("--port", args->port, "Port (0 picks a free one)")->default_val(8080);
-                 sub.add_option("--cdn-port", args->cdn_port, "Port for LFS downloads (0 picks a free one)")
-                     ->default_val(0);
-                 sub.add_option("--token-file", args->token_file,
-                                "Require 'Authorization: Bearer <token>' with the token in this file");
-                 sub.add_option("--threads", args->threads, "Event-loop threads (0: one per core)")->default_val(0);
-                 sub.add_option("--disk-threads", args->disk_threads,
-                                "Threads for blocking disk work (folder walks, hashing)")
-                     ->default_val(4);
-                 sub.add_option("--drain-seconds", args->drain_seconds,
-                                "On SIGTERM/SIGINT, how long requests in flight may take to finish")
-                     ->default_val(30);
-                 sub.add_option("--header-timeout", args->header_timeout,
-                                "Seconds a client has to send a whole request header")
-                     ->default_val(10);
-                 sub.add_option("--idle-timeout", args->idle_timeout,
-                                "Seconds an idle kept-alive connection stays open")
-                     ->default_val(60);
-                 sub.add_flag("--no-access-log", args->quiet_log, "Do not log requests on stderr");
-                 return [args] { return run(*args); };
-               }}};
+Registrar reg{
+    {"serve", "Serve the cache with the Hub's HTTP API (for HF_ENDPOINT on other machines)", 70,
+     [](CLI::App& sub) -> std::function<int()> {
+       auto args = std::make_shared<ServeArgs>();
+       add_cache_dir_flag(sub, *args);
+       sub.add_option("--host", args->host, "Address to listen on")->default_val("127.0.0.1");
+       sub.add_option("--port", args->port, "Port (0 picks a free one)")->default_val(8080);
+       sub.add_option("--cdn-port", args->cdn_port, "Port for LFS downloads (0 picks a free one)")->default_val(0);
+       sub.add_option("--token-file", args->token_file,
+                      "Require 'Authorization: Bearer <token>' with the token in this file");
+       sub.add_option("--threads", args->threads, "Event-loop threads (0: one per core)")->default_val(0);
+       sub.add_option("--disk-threads", args->disk_threads, "Threads for blocking disk work (folder walks, hashing)")
+           ->default_val(4);
+       sub.add_option("--drain-seconds", args->drain_seconds,
+                      "On SIGTERM/SIGINT, how long requests in flight may take to finish")
+           ->default_val(30);
+       sub.add_option("--header-timeout", args->header_timeout, "Seconds a client has to send a whole request header")
+           ->default_val(10);
+       sub.add_option("--idle-timeout", args->idle_timeout, "Seconds an idle kept-alive connection stays open")
+           ->default_val(60);
+       sub.add_flag("--no-access-log", args->quiet_log, "Do not log requests on stderr");
+       return [args] { return run(*args); };
+     }}};
 
 }  // namespace
 }  // namespace hubcache::cli

@@ -99,8 +99,8 @@ std::optional<std::string> Catalog::resolve_revision(const fs::path& repo, std::
       struct stat snap {};
       if (layout::is_commit_hash(c) && ::stat((repo / "snapshots" / c).c_str(), &snap) == 0 && S_ISDIR(snap.st_mode)) {
         std::lock_guard lock(mutex_);
-        refs_[key] = RefEntry{mtime_ns(st), static_cast<std::uint64_t>(st.st_ino),
-                              static_cast<std::uint64_t>(st.st_size), c};
+        refs_[key] =
+            RefEntry{mtime_ns(st), static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_size), c};
         return c;
       }
     }
@@ -289,7 +289,9 @@ void Catalog::finish_json(Snapshot& s) const {
     siblings_blobs.push_back(std::move(b));
   }
   for (const auto& d : s.dirs) {
-    json e = {{"type", "directory"}, {"oid", util::git_blob_sha1_hex("tree " + s.commit + " " + d)}, {"size", 0},
+    json e = {{"type", "directory"},
+              {"oid", util::git_blob_sha1_hex("tree " + s.commit + " " + d)},
+              {"size", 0},
               {"path", d}};
     s.dir_json.push_back(e.dump());
     e["lastCommit"] = lc;

@@ -27,8 +27,8 @@ namespace hubcache::serve {
 namespace fs = std::filesystem;
 
 struct FileInfo {
-  std::string path;    // in the repo
-  std::string real;    // the file on disk (symlinks followed), inside the cache root
+  std::string path;  // in the repo
+  std::string real;  // the file on disk (symlinks followed), inside the cache root
   std::uint64_t size = 0;
   std::string oid;     // git blob sha1 (of the LFS pointer for LFS files); "" while unhashed
   std::string sha256;  // LFS files only
@@ -40,11 +40,11 @@ struct FileInfo {
 // One commit's files as listed. Immutable once built.
 struct Snapshot {
   std::string commit;
-  std::time_t date = 0;                       // the snapshot folder's mtime (lastCommit.date)
-  std::vector<FileInfo> files;                // sorted by path
+  std::time_t date = 0;         // the snapshot folder's mtime (lastCommit.date)
+  std::vector<FileInfo> files;  // sorted by path
   std::unordered_map<std::string, std::size_t> by_path;
-  std::vector<std::string> dirs;              // every folder, sorted
-  std::size_t unhashed = 0;                   // real files whose hash is not known yet
+  std::vector<std::string> dirs;  // every folder, sorted
+  std::size_t unhashed = 0;       // real files whose hash is not known yet
   // Pre-written JSON (only when unhashed == 0): tree entries without and with
   // lastCommit, in files / dirs order, and the siblings arrays of repo info.
   std::vector<std::string> file_json, file_json_expand, dir_json, dir_json_expand;
@@ -108,7 +108,7 @@ class Catalog {
     std::uint64_t ino = 0, size = 0;
     std::string commit;
   };
-  std::unordered_map<std::string, RefEntry> refs_;  // <repo>/refs/<rev> -> commit
+  std::unordered_map<std::string, RefEntry> refs_;                              // <repo>/refs/<rev> -> commit
   std::unordered_map<std::string, std::shared_ptr<const Snapshot>> snapshots_;  // <repo>\n<commit>
   struct Hashed {
     std::uint64_t size;
@@ -121,7 +121,7 @@ class Catalog {
     std::int64_t mtime = 0;
     std::map<std::string, std::pair<std::uint64_t, std::string>> files;  // path -> size, etag
   };
-  std::map<std::string, Listing> listings_;              // trees/<commit>.json -> its files
+  std::map<std::string, Listing> listings_;                 // trees/<commit>.json -> its files
   std::unordered_map<std::string, std::string> by_sha256_;  // CDN index
 };
 

@@ -6,15 +6,18 @@
 #include "serve/engine.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <utility>  // Boost 1.74's Asio headers use std::exchange without including it
+// clang-format off
+// Boost 1.74's Asio/Beast headers use std::exchange without including <utility>.
+#include <utility>
+// clang-format on
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -27,6 +30,7 @@
 #include <ctime>
 #include <future>
 #include <thread>
+#include <utility>
 
 #include "hubcache/error.hpp"
 #include "serve/request_parser.hpp"
@@ -44,8 +48,7 @@ namespace {
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
   return true;
 }
 
@@ -61,8 +64,7 @@ std::string url_decode_form(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 &&
-               hex(s[i + 2]) >= 0) {
+    } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
       out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
       i += 2;
     } else {
@@ -74,30 +76,54 @@ std::string url_decode_form(std::string_view s) {
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
+    case 416:
+      return "Range Not Satisfiable";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
   }
 }
 
@@ -298,7 +324,7 @@ struct Loop {
   std::thread thread;
   std::unique_ptr<asio::steady_timer> sweep;
   std::vector<std::shared_ptr<Connection>> conns;  // open connections (owned here while open)
-  char scratch[64 * 1024];                          // every recv of this thread lands here first
+  char scratch[64 * 1024];                         // every recv of this thread lands here first
 };
 
 struct Engine::Impl {
@@ -310,8 +336,8 @@ struct Engine::Impl {
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   RequestHook hook;
   std::atomic<std::size_t> next_loop{0};
-  std::atomic<std::size_t> open{0};      // open connections
-  std::atomic<std::size_t> in_flight{0}; // requests being answered
+  std::atomic<std::size_t> open{0};       // open connections
+  std::atomic<std::size_t> in_flight{0};  // requests being answered
   std::atomic<bool> draining{false}, aborting{false};
   std::mutex mutex;
   std::condition_variable idle_cv;  // open reached 0, or abort
@@ -405,18 +431,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void no_deadline() { deadline_ = Clock::time_point::max(); }
 
   void wait_readable() {
-    sock_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen = ++wait_gen_](
-                                                 const boost::system::error_code& ec) {
-      if (ec || gen != self->wait_gen_) return;
-      self->on_readable();
-    });
+    sock_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this(), gen = ++wait_gen_](const boost::system::error_code& ec) {
+                       if (ec || gen != self->wait_gen_) return;
+                       self->on_readable();
+                     });
   }
   void wait_writable() {
-    sock_.async_wait(tcp::socket::wait_write, [self = shared_from_this(), gen = ++wait_gen_](
-                                                  const boost::system::error_code& ec) {
-      if (ec || gen != self->wait_gen_) return;
-      self->pump();
-    });
+    sock_.async_wait(tcp::socket::wait_write,
+                     [self = shared_from_this(), gen = ++wait_gen_](const boost::system::error_code& ec) {
+                       if (ec || gen != self->wait_gen_) return;
+                       self->pump();
+                     });
   }
 
   void on_readable() {
@@ -596,6 +622,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     phase_ = Phase::writing;
     set_deadline(engine_.limits.send_timeout);
     if (auto state = responder_.lock()) state->answered = true;
+    if (std::holds_alternative<FileBody>(response_.body) && body_len_ > 0) {
+      // A file body leaves in full segments only (nginx's tcp_nopush): the header and
+      // the first bytes share a packet, and a socket buffer with a little room does not
+      // send a small segment. Uncorked when the body is out.
+      int on = 1;
+      ::setsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+      corked_ = true;
+    }
     if (auto* g = std::get_if<GrowingBody>(&response_.body);
         g && (!g->state || !g->file || g->offset + g->length > g->state->total()))
       return abort();  // a range past the announced size would wait forever
@@ -717,6 +751,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void finish(bool complete) {
+    if (corked_) {
+      int off = 0;
+      ::setsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+      corked_ = false;
+    }
     record(complete);
     --engine_.in_flight;
     response_ = Response{};
@@ -819,6 +858,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool peer_eof_ = false;
   Response response_;
   bool keep_alive_ = true;
+  bool corked_ = false;
   std::string head_;
   std::size_t head_sent_ = 0;
   std::uint64_t body_sent_ = 0, body_len_ = 0, inline_body_ = 0;

@@ -164,8 +164,8 @@ struct Response {
   int status = 200;
   std::vector<Header> headers;  // never Content-Length, Connection or Date: the engine writes those
   std::variant<MemoryBody, FileBody, GrowingBody> body;
-  std::string route;  // a name for metrics and logs ("resolve", "tree"...); may stay empty
-  bool close = false; // end the connection after this response
+  std::string route;   // a name for metrics and logs ("resolve", "tree"...); may stay empty
+  bool close = false;  // end the connection after this response
 
   Response& header(std::string name, std::string value) {
     headers.push_back({std::move(name), std::move(value)});

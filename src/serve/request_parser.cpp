@@ -1,9 +1,13 @@
 #include "serve/request_parser.hpp"
 
-#include <cstring>
-#include <utility>  // Boost 1.74's Asio/Beast headers use std::exchange without including it
+// clang-format off
+// Boost 1.74's Asio/Beast headers use std::exchange without including <utility>.
+#include <utility>
+// clang-format on
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
+#include <cstring>
+#include <utility>
 
 namespace hubcache::serve {
 
@@ -51,7 +55,8 @@ struct RequestParser::Beast final : http::basic_parser<true> {
   void on_finish_impl(boost::beast::error_code&) override {}
 };
 
-RequestParser::RequestParser(const Limits& limits) : limits_(limits), beast_(std::make_unique<Beast>(request_, limits)) {
+RequestParser::RequestParser(const Limits& limits)
+    : limits_(limits), beast_(std::make_unique<Beast>(request_, limits)) {
   // The line scan below enforces the real limits; Beast's own is a backstop.
   beast_->header_limit(static_cast<std::uint32_t>(limits.header_total + 1024));
   beast_->body_limit(limits.body);

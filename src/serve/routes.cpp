@@ -1,9 +1,9 @@
 #include "serve/routes.hpp"
 
 #include <openssl/crypto.h>
-#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -194,8 +194,8 @@ std::optional<Response> Routes::authorize(const Request& req, bool api) const {
   const std::string expected = "Bearer " + *opts_.token;
   if (auth.size() == expected.size() && CRYPTO_memcmp(auth.data(), expected.data(), auth.size()) == 0)
     return std::nullopt;
-  Response r = error(401, "", auth.empty() ? "Invalid username or password." : "Invalid credentials in Authorization header",
-                     api);
+  Response r = error(
+      401, "", auth.empty() ? "Invalid username or password." : "Invalid credentials in Authorization header", api);
   r.header("WWW-Authenticate", "Bearer realm=\"Authentication required\", charset=\"UTF-8\"");
   return r;
 }
@@ -340,7 +340,8 @@ void Routes::resolve(Request& req, Responder& res, const Route& route, const Loc
   }
   std::string name = route.path.substr(route.path.rfind('/') + 1);
   r.header("ETag", "\"" + info.oid + "\"");
-  r.header("Content-Disposition", "inline; filename*=UTF-8''" + layout::quote(name, "") + "; filename=\"" + name + "\";");
+  r.header("Content-Disposition",
+           "inline; filename*=UTF-8''" + layout::quote(name, "") + "; filename=\"" + name + "\";");
   r.header("Content-Type", "text/plain; charset=utf-8");
   send_file(req, res, std::move(r), route, loc, info);
 }
@@ -389,8 +390,9 @@ void Routes::info(Request& req, Responder& res, const Route& route, const Locate
   Query q(req);
   const bool blobs = q.flag("blobs");
   if (blobs && snap.unhashed > 0) {
-    return with_snapshot(req, res, route, loc, true,
-                         [this, route, loc](Request& rq, Responder& r, const Snapshot& s) { info(rq, r, route, loc, s); });
+    return with_snapshot(req, res, route, loc, true, [this, route, loc](Request& rq, Responder& r, const Snapshot& s) {
+      info(rq, r, route, loc, s);
+    });
   }
   const std::string& id = route.repo_id;
   std::string siblings;

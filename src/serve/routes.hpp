@@ -27,7 +27,7 @@ struct Route {
 Route parse_route(std::string_view target);
 
 struct RoutesOptions {
-  std::string host;                  // for Link and Location when a request has no Host
+  std::string host;  // for Link and Location when a request has no Host
   int hub_port = 0, cdn_port = 0;
   std::optional<std::string> token;  // hub requests need "Authorization: Bearer <token>"
   // Called instead of answering 401/404 for a repo, revision or file the cache does not
@@ -55,8 +55,7 @@ class Routes {
   void with_snapshot(Request& req, Responder res, const Route& route, const Located& loc, bool complete,
                      std::function<void(Request&, Responder&, const Snapshot&)> fn);
   void resolve(Request& req, Responder& res, const Route& route, const Located& loc, const Snapshot& snap);
-  void send_file(Request& req, Responder& res, Response r, const Route& route, const Located& loc,
-                 const FileInfo& f);
+  void send_file(Request& req, Responder& res, Response r, const Route& route, const Located& loc, const FileInfo& f);
   void info(Request& req, Responder& res, const Route& route, const Located& loc, const Snapshot& snap);
   void tree(Request& req, Responder& res, const Route& route, const Located& loc, const Snapshot& snap);
   void paths_info(Request& req, Responder& res, const Route& route, const Located& loc, const Snapshot& snap);

@@ -23,15 +23,15 @@ struct RoutesOptions;
 struct ServerOptions {
   std::filesystem::path cache_dir;  // an already resolved hub cache root
   std::string host = "127.0.0.1";
-  int port = 8080;                  // 0 picks a free port
-  int cdn_port = 0;                 // 0 picks a free port
-  std::optional<std::string> token; // when set, hub requests need "Authorization: Bearer <token>"
-  int threads = 0;                  // event-loop threads; 0: one per core
-  int disk_threads = 4;             // the pool for blocking disk work (walks, hashing)
-  Limits limits;                    // every limit on what clients send, and the timeouts
-  bool access_log = true;           // one line per request on stderr (never a header)
-  RequestHook on_request;           // also called for every finished request (metrics)
-  Handler hub_miss, cdn_miss;       // see RoutesOptions: the seam for a pull-through mirror
+  int port = 8080;                   // 0 picks a free port
+  int cdn_port = 0;                  // 0 picks a free port
+  std::optional<std::string> token;  // when set, hub requests need "Authorization: Bearer <token>"
+  int threads = 0;                   // event-loop threads; 0: one per core
+  int disk_threads = 4;              // the pool for blocking disk work (walks, hashing)
+  Limits limits;                     // every limit on what clients send, and the timeouts
+  bool access_log = true;            // one line per request on stderr (never a header)
+  RequestHook on_request;            // also called for every finished request (metrics)
+  Handler hub_miss, cdn_miss;        // see RoutesOptions: the seam for a pull-through mirror
 };
 
 class Server {

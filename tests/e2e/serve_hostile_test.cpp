@@ -33,7 +33,8 @@ struct Repo {
     write_file(dir / "src/config.json", small);
     write_file(dir / "src/big.dat", big);
     write_file(dir / "src/model.onnx", lfs);
-    for (int i = 0; i < 5; ++i) write_file(dir / "src" / ("f" + std::to_string(i) + ".txt"), "file " + std::to_string(i));
+    for (int i = 0; i < 5; ++i)
+      write_file(dir / "src" / ("f" + std::to_string(i) + ".txt"), "file " + std::to_string(i));
     auto r = run_cli({"import", (dir / "src").string(), "--repo", "org/m", "--cache-dir", (dir / "cache").string(),
                       "--lfs-threshold", "100000000"});
     if (r.exit_code != 0) throw std::runtime_error(r.err);
