@@ -6,6 +6,7 @@
 // clang-format on
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -96,6 +97,10 @@ bool RequestParser::check_lines(const char* data, std::size_t n) {
     if (lines_ == 0 && empty) {
       // Blank lines before a request line are allowed (RFC 9112 2.2): skip them.
     } else if (empty) {
+      // The whole header is here: its total counts the fields Beast already consumed
+      // in earlier calls too (its own limit is only a backstop).
+      if (header_consumed_ + end + 1 > limits_.header_total)
+        return fail(431, "Request Header Fields Too Large"), false;
       header_scanned_ = true;
     } else {
       if (lines_ == 0 && length > limits_.request_line) return fail(414, "URI Too Long"), false;
@@ -109,7 +114,7 @@ bool RequestParser::check_lines(const char* data, std::size_t n) {
     const std::size_t open = n - line_begin_;  // the line still coming
     if (lines_ == 0 && open > limits_.request_line) return fail(414, "URI Too Long"), false;
     if (lines_ > 0 && open > limits_.header_line) return fail(431, "Request Header Fields Too Large"), false;
-    if (n > limits_.header_total) return fail(431, "Request Header Fields Too Large"), false;
+    if (header_consumed_ + n > limits_.header_total) return fail(431, "Request Header Fields Too Large"), false;
   }
   return true;
 }
@@ -118,8 +123,7 @@ RequestParser::Result RequestParser::feed(const char* data, std::size_t n, std::
   consumed = 0;
   if (n > 0) started_ = true;
   if (!header_scanned_ && !check_lines(data, n)) return Result::error;
-  // The scan positions count from the start of this request's unconsumed bytes;
-  // Beast consumes nothing before the whole header is there, so they stay valid.
+  // The scan positions count from the start of this request's unconsumed bytes.
   while (consumed < n && !beast_->is_done()) {
     boost::beast::error_code ec;
     const std::size_t used = beast_->put(boost::asio::const_buffer(data + consumed, n - consumed), ec);
@@ -134,12 +138,21 @@ RequestParser::Result RequestParser::feed(const char* data, std::size_t n, std::
     if (used == 0) break;
   }
   if (beast_->is_header_done() && !header_scanned_) header_scanned_ = true;
+  if (!header_scanned_) {
+    // Beast consumes the request line and each complete field as they arrive, so the
+    // caller drops those bytes: shift the scan positions to the bytes that remain, and
+    // remember how many of this header are gone for the total limit. Beast consumes
+    // whole lines only, so the line still being scanned is never among them.
+    header_consumed_ += consumed;
+    scanned_ -= std::min(scanned_, consumed);
+    line_begin_ -= std::min(line_begin_, consumed);
+  }
   if (beast_->is_done()) {
     request_.start = std::chrono::steady_clock::now();
     return Result::done;
   }
-  // Beast keeps no copy of a partial header: the caller holds the bytes and hands
-  // them in again with more. After the header, body bytes are consumed as they come.
+  // Beast keeps no copy of a partial line: the caller holds the bytes and hands them
+  // in again with more. After the header, body bytes are consumed as they come.
   if (beast_->is_header_done()) {
     scanned_ = line_begin_ = 0;
   }

@@ -45,6 +45,8 @@ class RequestParser {
   // The line scan that enforces the line, field and total limits before Beast buffers
   // a header: bytes scanned, where the current line began, lines seen.
   std::size_t scanned_ = 0, line_begin_ = 0, lines_ = 0;
+  // Bytes of this header Beast consumed in earlier calls (the request line, whole fields).
+  std::size_t header_consumed_ = 0;
   bool header_scanned_ = false, started_ = false;
   int error_status_ = 0;
   const char* error_reason_ = "";
