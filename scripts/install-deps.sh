@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Installs what hubcache needs on Debian 12 (bookworm) with apt-get.
 #   scripts/install-deps.sh          build dependencies
-#   scripts/install-deps.sh --test   plus what the test suite uses (GoogleTest, Node.js for the
-#                                    interoperability tests with @huggingface/hub, openssl, clang
-#                                    and libFuzzer for the fuzz targets, Elixir and the Erlang
-#                                    headers for the Elixir binding's NIF)
-#   scripts/install-deps.sh --bench  plus what bench/run.sh uses (nginx, aria2, hyperfine, gnuplot,
-#                                    Google Benchmark, GNU time, jq, openssl, Node.js)
+#   scripts/install-deps.sh --test   plus what the test suite uses (GoogleTest, cpp-httplib for the
+#                                    test servers, Node.js for the interoperability tests with
+#                                    @huggingface/hub, openssl, clang and libFuzzer for the fuzz targets,
+#                                    Elixir and the Erlang headers for the Elixir binding's NIF)
+#   scripts/install-deps.sh --bench  plus what bench/run.sh and bench/serve.sh use (nginx, wrk, python3,
+#                                    aria2, hyperfine, gnuplot, Google Benchmark, GNU time, jq, openssl,
+#                                    Node.js)
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config ca-certificates
-          libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev)
+          libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev libboost-dev)
 if [[ "${1:-}" == "--test" ]]; then
   # openssl: certificates for the TLS tests; clang, libclang-rt: the fuzz targets (fuzz/smoke.cmake);
   # elixir, erlang-dev: bindings/elixir (tests/scripts/elixir_test.sh)
-  packages+=(libgtest-dev libgmock-dev nodejs npm curl openssl clang libclang-rt-14-dev elixir erlang-dev)
+  packages+=(libgtest-dev libgmock-dev libcpp-httplib-dev nodejs npm curl openssl clang libclang-rt-14-dev elixir erlang-dev)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx aria2 curl openssl hyperfine gnuplot-nox libbenchmark-dev time jq nodejs npm)
+  packages+=(nginx wrk python3 aria2 curl openssl hyperfine gnuplot-nox libbenchmark-dev time jq nodejs npm)
 fi
 missing=()
 for p in "${packages[@]}"; do
