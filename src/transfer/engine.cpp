@@ -215,7 +215,7 @@ class Engine {
   // Readers of a streamed download wait at the watch's wanted() offsets: a free
   // connection starts at the first one that is neither on disk nor about to arrive,
   // taking it out of the queue, or off the end of a range in flight that would reach
-  // it late (that range then stops there, as in split()).
+  // it late, more than a chunk ahead (that range then stops there, as in split()).
   bool start_wanted(Clock::time_point now) {
     if (!job_.watch || !multi_mode_ || ranges_ != Ranges::honoured) return false;
     for (const std::uint64_t w : job_.watch->wanted()) {
@@ -224,7 +224,9 @@ class Engine {
       for (auto& [id, p] : parts_)
         if (p->generation == generation_ && p->pos <= w && w < p->end) carrier = p.get();
       if (carrier) {
-        if (w - carrier->pos < kMinChunk) continue;  // about to arrive
+        // Arriving within about one chunk's time anyway: a split would only waste the
+        // bytes in flight on the carrier's connection when it stops.
+        if (w - carrier->pos < std::max(4 * kMinChunk, chunk_size())) continue;
         const std::uint64_t end = carrier->end;
         carrier->end = w;
         start_part(w, end, 0, resolved_url_, resolved_auth_, url_epoch_, 0);
