@@ -792,7 +792,7 @@ struct Mirror::Impl {
       link_later(c, commit, file, facts.etag);
     }
     if (body && body->size == facts.size) {
-      metrics.add("hubcache_cache_hits_total", {{"kind", "file"}});
+      if (c->req.method == "GET") metrics.add("hubcache_cache_hits_total", {{"kind", "file"}});
       r.status = 200;
       r.file = std::move(body);
       return c->reply(std::move(r));
@@ -895,7 +895,7 @@ struct Mirror::Impl {
     }
     const fs::path blob = c->cache->blob_path(sha);
     if (auto body = util::is_regular_file(blob) ? open_file(blob) : std::nullopt) {
-      metrics.add("hubcache_cache_hits_total", {{"kind", "file"}});
+      if (c->req.method == "GET") metrics.add("hubcache_cache_hits_total", {{"kind", "file"}});
       r.file = std::move(body);
       return c->reply(std::move(r));
     }
