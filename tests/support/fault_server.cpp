@@ -253,7 +253,7 @@ struct FaultServer::Impl {
   // Serves `content` honouring Range (or not), with the configured faults. `cdn`: the
   // CDN listener's bandwidth cap and byte count apply.
   void serve_body(const httplib::Request& req, httplib::Response& res, std::shared_ptr<const std::string> content,
-                  bool head, bool cdn = false) {
+                  bool head, bool from_cdn = false) {
     Faults f;
     bool reset_this = false, stall_this = false, lie_this = false;
     {
@@ -345,12 +345,12 @@ struct FaultServer::Impl {
     auto stalled = std::make_shared<bool>(false);
     FaultServer* self = owner;
     Impl* impl = this;
-    const std::int64_t total_bps = cdn ? f.cdn_total_bps : 0;
+    const std::int64_t total_bps = from_cdn ? f.cdn_total_bps : 0;
     res.set_content_provider(
         announced, "application/octet-stream",
         [content, base, flips, cut, reset_after, trickle, interval_ms, stall_after, stall_ms, stalled, stall_at,
          offset_stall_ms, delta, announced, self, impl, total_bps,
-         cdn](std::size_t offset, std::size_t len, httplib::DataSink& sink) {
+         from_cdn](std::size_t offset, std::size_t len, httplib::DataSink& sink) {
           if (offset >= cut) return false;  // truncated, or a Content-Length promising more than there is
           std::size_t chunk =
               trickle > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(trickle * interval_ms / 1000)) : len;
@@ -387,7 +387,7 @@ struct FaultServer::Impl {
             }
           if (!sink.write(out, chunk)) return false;
           self->bytes_sent_ += chunk;
-          if (cdn) {
+          if (from_cdn) {
             self->cdn_bytes_sent_ += chunk;
             self->last_cdn_byte_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
           }
