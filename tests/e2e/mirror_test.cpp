@@ -419,7 +419,8 @@ TEST_F(Mirror, NginxProxyCacheInFrontMultipliesTheMirror) {
   replace_all("listen 8080", "listen 127.0.0.1:" + std::to_string(rack_hub));
   replace_all("listen 8081", "listen 127.0.0.1:" + std::to_string(rack_cdn));
   replace_all("[^/]+:8081/", "[^/]+:" + std::to_string(mirror_cdn) + "/");
-  replace_all("$host:8081", "$host:" + std::to_string(rack_cdn));
+  replace_all("rack.example.org:8080", "127.0.0.1:" + std::to_string(rack_hub));
+  replace_all("rack.example.org:8081", "127.0.0.1:" + std::to_string(rack_cdn));
   replace_all("/var/cache/nginx/hubcache", (dir / "nginx/cache").string());
   fs::create_directories(dir / "nginx/cache");
   write_file(dir / "nginx/rack.conf", conf);
@@ -463,6 +464,9 @@ TEST_F(Mirror, NginxProxyCacheInFrontMultipliesTheMirror) {
               std::string::npos)
         << "redirected to the rack's CDN port " << rack_cdn << ": " << redirect.out;
   }
+  // A client's own Host never reaches the answers the rack cache shares.
+  RunResult odd = curl({"-D", "-", "-o", "/dev/null", "-H", "Host: evil.example", rack + "/org/m/resolve/main/w.bin"});
+  EXPECT_EQ(header_of(odd.out, "Location").find("evil"), std::string::npos) << odd.out;
   EXPECT_EQ(requests("resolve"), 2) << "config.json and w.bin's redirect, once each:\n" << metrics_of(*m);
   EXPECT_EQ(requests("cdn"), 1) << "w.bin's bytes once:\n" << metrics_of(*m);
   // A hubcache client (ranged downloads of the slices) through the rack cache.
