@@ -1029,7 +1029,7 @@ struct Mirror::Impl {
                               (recursive ? "r" : "") + (expand ? "e" : "");
       if (auto hit = listings.get(key)) {
         metrics.add("hubcache_cache_hits_total", {{"kind", "listing"}});
-        return page(c, *hit, commit);
+        return page(c, *hit);
       }
       metrics.add("hubcache_cache_misses_total", {{"kind", "listing"}});
       std::string path = "/api/" + std::string(layout::api_collection(c->t.type)) + "/" + c->t.repo_id + "/tree/" +
@@ -1053,7 +1053,7 @@ struct Mirror::Impl {
                 } catch (const std::exception&) {
                 }
               }
-              return page(c, body, commit);
+              return page(c, body);
             }
             if (u.answered() && !u.upstream_error()) return c->reply(replay(c, u));
             c->reply(from_cache(c));
@@ -1063,7 +1063,7 @@ struct Mirror::Impl {
 
   // One page of a whole listing: `limit` entries (1000, 50 with expand) from `cursor`
   // (an offset), and an absolute Link to the next page.
-  void page(const CallPtr& c, const std::string& all_text, const std::string& commit) {
+  void page(const CallPtr& c, const std::string& all_text) {
     auto all = json::parse(all_text, nullptr, false);
     if (!all.is_array()) all = json::array();
     const bool expand = c->t.flag("expand");
@@ -1084,7 +1084,6 @@ struct Mirror::Impl {
                                          "&expand=" + (expand ? "true" : "false") + "&limit=" + std::to_string(limit) +
                                          "&cursor=" + std::to_string(cursor + limit) + ">; rel=\"next\"");
     }
-    (void)commit;
     c->reply(std::move(r));
   }
 
