@@ -242,6 +242,26 @@ TEST_F(Mirror, KilledMidTransferClientsSeeAnErrorAndTheRestartResumes) {
       << "upstream bytes in all: at most 1.2x the file (" << before << " before the kill)";
 }
 
+TEST_F(Mirror, SigtermLetsAFileStillArrivingFinishStreaming) {
+  constexpr std::size_t kSize = 16u << 20;
+  const std::string data = test_bytes(kSize, 19);
+  server->add_file("org/m", "w.bin", data, true);
+  FaultServer::Faults f;
+  f.cdn_total_bps = 8 << 20;  // two seconds
+  server->set_faults(f);
+  auto m = mirror();
+  auto client = std::async(std::launch::async, [&] {
+    return curl({"-L", "-o", (dir / "out").string(), "-w", "%{http_code}", m->url() + "/org/m/resolve/main/w.bin"});
+  });
+  for (int i = 0; i < 2000 && server->cdn_bytes_sent() < kSize / 4; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(m->stop(SIGTERM), 0) << m->log();
+  RunResult r = client.get();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200");
+  EXPECT_TRUE(read_file(dir / "out") == data) << "the drain let the growing response finish";
+  EXPECT_TRUE(fs::is_regular_file(repo_dir(cache(), "org/m") / "blobs" / util::sha256_hex(data)));
+}
+
 TEST_F(Mirror, TwoServeProcessesOnOneCacheMakeOneUpstreamTransfer) {
   constexpr std::size_t kSize = 24u << 20;
   const std::string data = test_bytes(kSize, 13);
