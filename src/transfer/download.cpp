@@ -347,6 +347,12 @@ fs::path fetch_online(const store::RepoCache& cache, std::string_view file, cons
                             e.code() == ErrorCode::gated || e.code() == ErrorCode::cancelled ||
                             e.code() == ErrorCode::integrity;
     if (!definitive && have_copy) return cached.path;  // the Hub is unreachable: serve the cached copy
+    if (auto* unreachable = dynamic_cast<const hub::UnreachableError*>(&e); unreachable && !options.force_download)
+      throw Error(ErrorCode::network,
+                  unreachable_message(*unreachable,
+                                      "'" + std::string(file) + "' of " + std::string(to_string(options.repo_type)) +
+                                          " '" + cache.repo_id() + "' at revision '" + rev + "'",
+                                      cache.root(), download_command(cache.repo_id(), file, options)));
     if (e.code() == ErrorCode::network && !options.force_download)
       throw Error(ErrorCode::network, std::string(e.what()) + " '" + std::string(file) +
                                           "' is not in the cache for revision '" + rev + "' either.");
