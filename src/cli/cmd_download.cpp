@@ -142,6 +142,11 @@ int run(DownloadArgs args) {
   if (!args.files.empty() && result.files.empty())
     throw Error(ErrorCode::entry_not_found, "No file of '" + args.repo + "' at revision '" + args.revision +
                                                 "' matches the names given.");
+  // One plain file into --local-dir: its path, as `hf download` prints it.
+  if (one_file) {
+    print_path(result.path / args.files.front(), args.format);
+    return 0;
+  }
   if (args.format == Format::json) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& f : result.files)
