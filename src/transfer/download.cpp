@@ -321,6 +321,12 @@ fs::path fetch_online(const store::RepoCache& cache, std::string_view file, cons
     if (auto age = cache.ref_age(rev); age && age->count() <= *options.max_age_seconds) {
       auto found = cache.lookup(file, rev);
       if (found.status == CacheLookup::Status::cached) return found.path;
+      // A .no_exist marker of that commit answers as surely as a cached file does.
+      if (found.status == CacheLookup::Status::missing_upstream)
+        throw Error(ErrorCode::entry_not_found,
+                    "'" + std::string(file) + "' does not exist in " + std::string(to_string(options.repo_type)) +
+                        " '" + cache.repo_id() + "' at revision '" + rev + "' (commit " + found.commit +
+                        ", as the cache's .no_exist records; refs/" + rev + " was confirmed within --max-age).");
     }
   }
 

@@ -79,6 +79,26 @@ TEST_F(Download, HitsCostOneHeadOrNothing) {
   EXPECT_TRUE(server.log().empty()) << "max-age hit and cached commit send nothing";
 }
 
+// --max-age answers a known-missing file from the cache as it answers a cached one:
+// with refs/main fresh and a .no_exist marker for its commit, exit 7 and no request.
+TEST_F(Download, MaxAgeAnswersAKnownMissingFileWithoutARequest) {
+  server.add_file("org/m", "a.txt", "hello");
+  auto r = cli({"download", "org/m", "missing.txt"});
+  ASSERT_EQ(r.exit_code, 7) << r.err;
+  ASSERT_TRUE(fs::exists(repo_dir("org/m") / ".no_exist" / server.commit_of("org/m") / "missing.txt"));
+  server.clear_log();
+  r = cli({"download", "org/m", "missing.txt", "--max-age", "3600"});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_NE(r.err.find("missing.txt"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(".no_exist"), std::string::npos) << r.err;
+  EXPECT_TRUE(server.log().empty()) << server.log().size() << " request(s), first: " << server.log()[0].method << " "
+                                    << server.log()[0].target;
+  // Without --max-age the Hub is asked again, as Python does.
+  r = cli({"download", "org/m", "missing.txt"});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_EQ(server.count("HEAD", "/resolve/main/missing.txt"), 1u);
+}
+
 TEST_F(Download, OfflineSendsNothingAtAll) {
   server.add_file("org/m", "a.txt", "hello");
   auto r = cli({"download", "org/m", "a.txt"}, {{"HF_HUB_OFFLINE", "1"}});
