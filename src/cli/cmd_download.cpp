@@ -150,7 +150,7 @@ int run(DownloadArgs args) {
   if (args.format == Format::json) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& f : result.files)
-      files.push_back({{"file", f.path}, {"size", f.size}, {"downloaded", f.will_download}});
+      files.push_back({{"file", f.path}, {"size", f.size}, {"downloaded", f.downloaded}});
     std::cout << nlohmann::json{{"path", result.path.string()}, {"commit", result.commit}, {"files", files}}.dump()
               << "\n";
     return 0;

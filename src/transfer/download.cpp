@@ -258,7 +258,7 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
 // Blob bookkeeping shared by fetch_online and the snapshot downloader.
 fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store::RepoCache& cache,
                      const hub::FileMetadata& meta, const fs::path& pointer, const Options& options,
-                     const BatchHints& hints = {}) {
+                     const BatchHints& hints = {}, bool* downloaded = nullptr) {
   // Nothing is written below a planted symlink, not even the pointer's folders.
   cache.refuse_planted_symlinks(pointer.parent_path());
   store::write_cachedir_tag(cache.root());
@@ -275,6 +275,7 @@ fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store:
     download_verified(client, ctx, meta, blob, options, hints.look_for_partial, hints.sync_blobs_dir);
     new_blob = true;
   }
+  if (downloaded) *downloaded = new_blob;
   if (options.force_download || !util::is_regular_file(pointer) || new_blob)
     cache.link_pointer(blob, pointer, new_blob);
   return pointer;
@@ -305,13 +306,15 @@ void download_to_path(const hub::Context& ctx, const hub::FileMetadata& meta, co
 }
 
 fs::path download_file(const store::RepoCache& cache, std::string_view file, const std::string& commit,
-                       const hub::FileMetadata& meta, const Options& options, const BatchHints& hints) {
+                       const hub::FileMetadata& meta, const Options& options, const BatchHints& hints,
+                       bool* downloaded) {
+  if (downloaded) *downloaded = false;
   Options pinned = options;
   pinned.revision = commit;
   hub::Context ctx = hub::make_context(cache.repo_id(), file, pinned);
   auto pointer = cache.pointer_path(commit, file);
   if (!options.force_download && util::is_regular_file(pointer)) return pointer;
-  return ensure_blob(thread_client(), ctx, cache, meta, pointer, options, hints);
+  return ensure_blob(thread_client(), ctx, cache, meta, pointer, options, hints, downloaded);
 }
 
 fs::path fetch_online(const store::RepoCache& cache, std::string_view file, const Options& options) {

@@ -52,10 +52,12 @@ struct BatchHints {
 };
 
 // Puts one file of a known commit into the cache without asking the Hub for its
-// metadata again (the snapshot downloader has it from the tree listing).
+// metadata again (the snapshot downloader has it from the tree listing). Sets
+// `*downloaded` (when given) to whether this call moved the bytes: false when the
+// blob was there, or appeared while it waited for the blob's lock.
 std::filesystem::path download_file(const store::RepoCache& cache, std::string_view file, const std::string& commit,
-                                    const hub::FileMetadata& meta, const Options& options,
-                                    const BatchHints& hints = {});
+                                    const hub::FileMetadata& meta, const Options& options, const BatchHints& hints = {},
+                                    bool* downloaded = nullptr);
 
 // The etags that have a partial download (`<etag>.<8hex>.incomplete`) in `blobs`.
 std::set<std::string> partials_in_blobs(const std::filesystem::path& blobs);

@@ -461,14 +461,16 @@ static SnapshotResult snapshot_to_cache(std::string_view repo, const Options& op
         // Every file from /resolve/<commit>/: a branch moving meanwhile cannot mix revisions.
         hub::FileMetadata meta{commit, f.etag(), f.size,
                                layout::resolve_url(ctx.endpoint, options.repo_type, repo, commit, f.path)};
+        bool moved = false;
         if (!local) {
           transfer::download_file(cache, f.path, commit, meta, options,
-                                  {.look_for_partial = partials.count(f.etag()) > 0, .sync_blobs_dir = false});
-        } else if (!fetch_local_file(cache, so.local_dir, f, commit, meta, options) && result.files[i].will_download &&
-                   options.progress) {
+                                  {.look_for_partial = partials.count(f.etag()) > 0, .sync_blobs_dir = false}, &moved);
+        } else if (!(moved = fetch_local_file(cache, so.local_dir, f, commit, meta, options)) &&
+                   result.files[i].will_download && options.progress) {
           // Copied from the cache or found in place: account for it in the totals.
           options.progress(ProgressEvent{std::string(repo), f.path, f.size, f.size, true});
         }
+        result.files[i].downloaded = moved;
       } catch (...) {
         std::lock_guard lock(error_mutex);
         if (!first_error) first_error = std::current_exception();
