@@ -129,6 +129,14 @@ void forget_journal(const fs::path& temp) {
   ::unlink(sidecar_temp_of(temp).c_str());
 }
 
+// Our temp file lost its name. Renamed away by a claimant, its journal is the
+// claimant's now; deleted by another tool (`hf cache prune`, a person), no file
+// has that name any more and the journal left next to it describes nothing.
+void forget_journal_if_deleted(int fd, const fs::path& temp) {
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_nlink == 0) forget_journal(temp);
+}
+
 void remove_temp(const fs::path& temp) {
   ::unlink(temp.c_str());
   forget_journal(temp);
@@ -220,6 +228,7 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
     }
   }
   if (again) {
+    forget_journal_if_deleted(fd.get(), temp);
     fd.close();
     return download_verified(client, ctx, meta, dest, options, false, sync_dir);
   }
@@ -243,6 +252,7 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
   }
   if (::fstat(fd.get(), &st) == 0 && (st.st_mode & 07777) != file_mode()) ::fchmod(fd.get(), file_mode());
   const bool owned = still_owned(fd.get(), temp);
+  if (!owned) forget_journal_if_deleted(fd.get(), temp);
   fd.close();
   if (!owned) return download_verified(client, ctx, meta, dest, options, false, sync_dir);
   if (::rename(temp.c_str(), dest.c_str()) != 0) {
