@@ -327,7 +327,9 @@ TEST_F(Download, JsonDownloadedIsFalseForABlobAnotherProcessPublishedWhileThisOn
   const fs::path lock =
       dir / "cache/.locks" / layout::repo_folder_name("org/m", RepoType::model) / (util::sha256_hex(data) + ".lock");
   const auto a_out = dir / "a.out", b_out = dir / "b.out";
-  pid_t a = spawn_cli({"download", "org/m", "--include", "big.bin", "--format", "json"}, env(), a_out);
+  // A long read timeout: the seconds A spends stopped must not count as a stalled range.
+  pid_t a = spawn_cli({"download", "org/m", "--include", "big.bin", "--format", "json"},
+                      env_with({{"HF_HUB_DOWNLOAD_TIMEOUT", "120"}}), a_out);
   bool partial = false;
   for (int i = 0; i < 1000 && !partial; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -797,7 +797,7 @@ TEST_F(Reliability, APartialDeletedMidDownloadTakesItsJournalAlong) {
   const auto data = test_bytes(2'000'000, 46);
   server.add_file("org/m", "w.bin", data, true);
   FaultServer::Faults f;
-  f.trickle_bps = 4'000'000;
+  f.trickle_bps = 2'000'000;  // a second on the wire: time to delete the partial mid-download
   server.set_faults(f);
   const auto blobs = repo_dir("org/m") / "blobs";
   const auto out = dir / "out";
