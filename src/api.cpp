@@ -1,5 +1,8 @@
 // The seed API (hubcache/cache.hpp): cache_root, lookup, is_cached, path, fetch.
+#include <cctype>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "hubcache/cache.hpp"
 #include "hubcache/error.hpp"
@@ -8,6 +11,7 @@
 #include "store/repo_cache.hpp"
 #include "transfer/download.hpp"
 #include "util/fs.hpp"
+#include "util/shell.hpp"
 
 namespace hubcache {
 
@@ -103,19 +107,77 @@ std::optional<std::filesystem::path> snapshot_path(std::string_view repo, const 
   return cache.snapshot_dir(*commit);
 }
 
+std::string download_command(std::string_view repo, std::string_view file, const Options& options,
+                             const std::filesystem::path& local_dir) {
+  std::vector<std::string> words;
+  // Offline mode set by the environment would make the pasted command fail the same way.
+  if (!options.offline.has_value() && Settings::get().offline) {
+    for (const char* name : {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"})
+      if (const char* v = std::getenv(name); v && *v) words.push_back(std::string(name) + "=0");
+  }
+  words.insert(words.end(), {"hubcache", "download"});
+  std::vector<std::string> flags;
+  if (options.repo_type != RepoType::model)
+    flags.insert(flags.end(), {"--repo-type", std::string(to_string(options.repo_type))});
+  if (options.revision != "main") flags.insert(flags.end(), {"--revision", options.revision});
+  if (!local_dir.empty()) flags.insert(flags.end(), {"--local-dir", local_dir.string()});
+  if (!options.cache_dir.empty()) flags.insert(flags.end(), {"--cache-dir", options.cache_dir.string()});
+  if (options.layout == Layout::flat) flags.insert(flags.end(), {"--layout", "flat"});
+  std::vector<std::string> names{std::string(repo)};
+  if (!file.empty()) names.emplace_back(file);
+  // A name starting with '-' would read as a flag: flags first, then `--` ends them.
+  const bool dash = (!repo.empty() && repo[0] == '-') || (!file.empty() && file[0] == '-');
+  if (dash) {
+    words.insert(words.end(), flags.begin(), flags.end());
+    words.emplace_back("--");
+    words.insert(words.end(), names.begin(), names.end());
+  } else {
+    words.insert(words.end(), names.begin(), names.end());
+    words.insert(words.end(), flags.begin(), flags.end());
+  }
+  return util::shell_command(words);
+}
+
 std::string not_cached_message(std::string_view repo, std::string_view file, const Options& options,
                                std::string_view why) {
-  std::string type_flag =
-      options.repo_type == RepoType::model ? "" : " --repo-type " + std::string(to_string(options.repo_type));
-  std::string rev_flag = options.revision == "main" ? "" : " --revision " + options.revision;
   std::string msg = "'" + std::string(file) + "' of " + std::string(to_string(options.repo_type)) + " '" +
-                    std::string(repo) + "' at revision '" + options.revision + "' is not in the cache";
+                    std::string(repo) + "' at revision '" + options.revision + "' is not in the cache at " +
+                    resolve_cache_root(options).string();
   if (!why.empty()) msg += " (" + std::string(why) + ")";
-  msg += ". Run 'hubcache download " + std::string(repo) + " " + std::string(file) + type_flag + rev_flag +
-         "' with network access";
-  if (!options.cache_dir.empty()) msg += " --cache-dir " + options.cache_dir.string();
-  msg += ", or check the cache root with 'hubcache env'.";
+  Options online = options;
+  online.offline.reset();
+  msg += ". Run `" + download_command(repo, file, online) + "` with network access to download it.";
   return msg;
+}
+
+std::string unreachable_message(const hub::UnreachableError& e, std::string_view what,
+                                const std::filesystem::path& cache_root, std::string_view command,
+                                std::string_view detail) {
+  const char* env = std::getenv("HF_ENDPOINT");
+  const bool from_env = env && *env && e.endpoint() == Settings::get().endpoint;
+  std::string sentence(what);
+  if (!sentence.empty()) sentence[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(sentence[0])));
+  return "Cannot reach the Hub at " + e.endpoint() + (from_env ? " (HF_ENDPOINT)" : "") + ": " + e.cause() + ". " +
+         sentence + " is not in the cache at " + cache_root.string() + " either" +
+         (detail.empty() ? "" : " (" + std::string(detail) + ")") +
+         ". Two ways forward: let this machine reach the Hub (check the network and the proxy variables "
+         "HTTPS_PROXY and NO_PROXY, or set HF_ENDPOINT to a mirror it can reach) and run `" +
+         std::string(command) +
+         "` again; or fill a cache on a machine that can reach the Hub (the same command there), then copy that "
+         "cache to " +
+         cache_root.string() +
+         " and use it with HF_HUB_OFFLINE=1, or share it with `hubcache serve --host 0.0.0.0` there and set "
+         "HF_ENDPOINT here to its URL.";
+}
+
+Error with_free_space_advice(const Error& error, const std::filesystem::path& cache_root) {
+  if (error.code() != ErrorCode::disk_full) return error;
+  return Error(ErrorCode::disk_full,
+               std::string(error.what()) + " `" +
+                   util::shell_command(
+                       {"hubcache", "gc", "--max-size", "10G", "--dry-run", "--cache-dir", cache_root.string()}) +
+                   "` shows which least-recently-used revisions would go to bring the cache down to 10 GB (then "
+                   "the same without --dry-run).");
 }
 
 std::filesystem::path fetch(std::string_view repo, std::string_view file, const Options& options) {
@@ -153,7 +215,12 @@ std::filesystem::path fetch(std::string_view repo, std::string_view file, const 
                           : "offline mode";
     throw Error(ErrorCode::not_cached, not_cached_message(repo, file, options, why));
   }
-  return transfer::fetch_online(cache, file, options);
+  try {
+    return transfer::fetch_online(cache, file, options);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::disk_full) throw;
+    throw with_free_space_advice(e, root);
+  }
 }
 
 }  // namespace hubcache

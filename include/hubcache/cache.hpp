@@ -93,6 +93,10 @@ struct SnapshotFile {
   std::string etag;   // blob name: sha256 for LFS files, git blob sha1 otherwise
   bool cached = false;         // already present (snapshot pointer, blob, or up-to-date local_dir file)
   bool will_download = false;  // not cached (or force_download)
+  // After the download: this call moved the file's bytes (false when it was cached,
+  // copied from the cache into a local_dir, or published meanwhile by another process
+  // that held the file's lock first).
+  bool downloaded = false;
 };
 
 struct SnapshotResult {

@@ -142,10 +142,15 @@ int run(DownloadArgs args) {
   if (!args.files.empty() && result.files.empty())
     throw Error(ErrorCode::entry_not_found, "No file of '" + args.repo + "' at revision '" + args.revision +
                                                 "' matches the names given.");
+  // One plain file into --local-dir: its path, as `hf download` prints it.
+  if (one_file) {
+    print_path(result.path / args.files.front(), args.format);
+    return 0;
+  }
   if (args.format == Format::json) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& f : result.files)
-      files.push_back({{"file", f.path}, {"size", f.size}, {"downloaded", f.will_download}});
+      files.push_back({{"file", f.path}, {"size", f.size}, {"downloaded", f.downloaded}});
     std::cout << nlohmann::json{{"path", result.path.string()}, {"commit", result.commit}, {"files", files}}.dump()
               << "\n";
     return 0;

@@ -10,6 +10,7 @@
 #include "hubcache/admin.hpp"
 #include "hubcache/cache.hpp"
 #include "hubcache/error.hpp"
+#include "util/shell.hpp"
 
 namespace hubcache::cli {
 namespace {
@@ -226,8 +227,11 @@ int run(const LsArgs& args) {
   }
   if (!report.incomplete.empty())
     std::cerr << "Found " << report.incomplete.size() << " incomplete download(s) ("
-              << format_size(report.incomplete_size)
-              << "). Run `hubcache prune` to remove those no download is still writing.\n";
+              << format_size(report.incomplete_size) << "). Run `"
+              << util::shell_command(args.cache_dir.empty()
+                                         ? std::vector<std::string>{"hubcache", "prune"}
+                                         : std::vector<std::string>{"hubcache", "prune", "--cache-dir", args.cache_dir})
+              << "` to remove those no download is still writing.\n";
   return 0;
 }
 

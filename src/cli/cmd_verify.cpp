@@ -12,6 +12,8 @@
 #include "hubcache/error.hpp"
 #include "hubcache/settings.hpp"
 #include "store/repo_cache.hpp"
+#include "transfer/download.hpp"
+#include "util/shell.hpp"
 
 namespace hubcache::cli {
 namespace {
@@ -78,8 +80,15 @@ bool print(const admin::VerifyReport& r, const VerifyArgs& args, bool online) {
   return bad > 0 || (args.fail_missing && !r.missing.empty()) || (args.fail_extra && !r.extra.empty());
 }
 
+// A revision that failed, for the advice at the end.
+struct Failed {
+  std::string repo;
+  RepoType type;
+  std::string commit;
+};
+
 bool verify_one(const std::filesystem::path& root, const std::string& repo, RepoType type, const std::string& revision,
-                const VerifyArgs& args) {
+                const VerifyArgs& args, std::vector<Failed>& failures) {
   store::RepoCache cache(root, repo, type);
   std::error_code ec;
   if (!std::filesystem::is_directory(cache.repo_dir(), ec))
@@ -88,7 +97,26 @@ bool verify_one(const std::filesystem::path& root, const std::string& repo, Repo
   const std::string commit = admin::choose_cached_commit(cache, revision);
   auto listing = hub_listing(repo, type, commit, args);
   auto report = admin::verify_revision(root, repo, type, commit, listing ? &*listing : nullptr);
-  return print(report, args, listing.has_value());
+  const bool failed = print(report, args, listing.has_value());
+  if (failed) failures.push_back({repo, type, commit});
+  return failed;
+}
+
+// "Delete them with `hubcache rm ...` and download them again with `hubcache download ...`".
+std::string repair_advice(const std::vector<Failed>& failures, const VerifyArgs& args) {
+  std::vector<std::string> rm{"hubcache", "rm"};
+  for (const auto& f : failures) rm.push_back(f.commit);
+  if (!args.cache_dir.empty()) rm.insert(rm.end(), {"--cache-dir", args.cache_dir});
+  std::string out = "Delete the failed revision" + std::string(failures.size() > 1 ? "s" : "") + " with `" +
+                    util::shell_command(rm) + "` and download " + (failures.size() > 1 ? "them" : "it") + " again:";
+  for (std::size_t i = 0; i < failures.size(); ++i) {
+    Options o;
+    o.repo_type = failures[i].type;
+    o.revision = failures[i].commit;
+    o.cache_dir = args.cache_dir;
+    out += std::string(i ? " and `" : " `") + download_command(failures[i].repo, "", o) + "`";
+  }
+  return out + ".";
 }
 
 int run(const VerifyArgs& args) {
@@ -96,6 +124,7 @@ int run(const VerifyArgs& args) {
   o.cache_dir = args.cache_dir;
   auto root = resolve_cache_root(o);
   bool failed = false;
+  std::vector<Failed> failures;
   if (args.all) {
     if (!args.repo.empty() || !args.revision.empty())
       throw Error(ErrorCode::invalid_argument,
@@ -104,17 +133,18 @@ int run(const VerifyArgs& args) {
     for (const auto& w : scan.warnings) std::cerr << "warning: " << w << "\n";
     for (const auto& repo : scan.repos)
       for (const auto& rev : repo.revisions)
-        failed = verify_one(root, repo.repo_id, repo.type, rev.commit, args) || failed;
+        failed = verify_one(root, repo.repo_id, repo.type, rev.commit, args, failures) || failed;
   } else {
     if (args.repo.empty()) throw Error(ErrorCode::invalid_argument, "verify needs a REPO (or --all).");
     auto type = parse_repo_type(args.repo_type);
     if (!type) throw Error(ErrorCode::invalid_argument, "Unknown repo type '" + args.repo_type + "'.");
-    failed = verify_one(root, args.repo, *type, args.revision, args);
+    failed = verify_one(root, args.repo, *type, args.revision, args, failures);
   }
   if (failed)
     throw Error(ErrorCode::integrity,
                 "verification failed: cached files do not match their hashes, or files are missing or extra (see "
-                "above). Delete the revision with `hubcache rm <revision>` and download it again.");
+                "above). " +
+                    repair_advice(failures, args));
   return 0;
 }
 

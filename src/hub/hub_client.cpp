@@ -160,9 +160,10 @@ http::Response request_with_retries(http::Client& client, const Context& ctx, co
     } catch (const http::TransportError& e) {
       if (e.cancelled()) throw Error(ErrorCode::cancelled, "Cancelled.");
       if (!e.retryable() || attempt >= max_retries)
-        throw Error(ErrorCode::network, "Cannot reach " + ctx.endpoint + " for " + what_repo(ctx) + ": " + e.what() +
-                                            ". Check your connection, proxy settings and HF_ENDPOINT, or set "
-                                            "HF_HUB_OFFLINE=1 to use the cache only.");
+        throw UnreachableError("Cannot reach the Hub at " + ctx.endpoint + " for " + what_repo(ctx) + ": " + e.what() +
+                                   ". Check your connection, proxy settings and HF_ENDPOINT, or set "
+                                   "HF_HUB_OFFLINE=1 to use the cache only.",
+                               ctx.endpoint, e.what());
       backoff(attempt, nullptr, ctx.cancel);
       continue;
     }

@@ -50,6 +50,20 @@ class EntryNotFoundError : public Error {
   std::string commit_;
 };
 
+// The Hub could not be reached at all (connection, DNS, TLS, timeout), after the
+// retries asked for: no answer came. The caller that knows what the cache lacks
+// turns it into advice (transfer::unreachable_message).
+class UnreachableError : public Error {
+ public:
+  UnreachableError(const std::string& message, std::string endpoint, std::string cause)
+      : Error(ErrorCode::network, message), endpoint_(std::move(endpoint)), cause_(std::move(cause)) {}
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& cause() const { return cause_; }  // libcurl's words, e.g. "Couldn't connect to server"
+
+ private:
+  std::string endpoint_, cause_;
+};
+
 // Headers every request carries; Authorization only when `url` is on the
 // endpoint's origin (scheme, host and port all equal) and `allow_auth` holds.
 // Along a redirect chain, pass allow_auth = false once any hop left the

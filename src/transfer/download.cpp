@@ -130,6 +130,14 @@ void forget_journal(const fs::path& temp) {
   ::unlink(sidecar_temp_of(temp).c_str());
 }
 
+// Our temp file lost its name. Renamed away by a claimant, its journal is the
+// claimant's now; deleted by another tool (`hf cache prune`, a person), no file
+// has that name any more and the journal left next to it describes nothing.
+void forget_journal_if_deleted(int fd, const fs::path& temp) {
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_nlink == 0) forget_journal(temp);
+}
+
 void remove_temp(const fs::path& temp) {
   ::unlink(temp.c_str());
   forget_journal(temp);
@@ -224,6 +232,7 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
     }
   }
   if (again) {
+    forget_journal_if_deleted(fd.get(), temp);
     fd.close();
     return download_verified(client, ctx, meta, dest, options, false, sync_dir);
   }
@@ -247,6 +256,7 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
   }
   if (::fstat(fd.get(), &st) == 0 && (st.st_mode & 07777) != file_mode()) ::fchmod(fd.get(), file_mode());
   const bool owned = still_owned(fd.get(), temp);
+  if (!owned) forget_journal_if_deleted(fd.get(), temp);
   fd.close();
   if (!owned) return download_verified(client, ctx, meta, dest, options, false, sync_dir);
   if (::rename(temp.c_str(), dest.c_str()) != 0) {
@@ -262,7 +272,7 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
 // Blob bookkeeping shared by fetch_online and the snapshot downloader.
 fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store::RepoCache& cache,
                      const hub::FileMetadata& meta, const fs::path& pointer, const Options& options,
-                     const BatchHints& hints = {}) {
+                     const BatchHints& hints = {}, bool* downloaded = nullptr) {
   // Nothing is written below a planted symlink, not even the pointer's folders.
   cache.refuse_planted_symlinks(pointer.parent_path());
   store::write_cachedir_tag(cache.root());
@@ -279,6 +289,7 @@ fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store:
     download_verified(client, ctx, meta, blob, options, hints.look_for_partial, hints.sync_blobs_dir);
     new_blob = true;
   }
+  if (downloaded) *downloaded = new_blob;
   if (options.force_download || !util::is_regular_file(pointer) || new_blob)
     cache.link_pointer(blob, pointer, new_blob);
   return pointer;
@@ -309,13 +320,15 @@ void download_to_path(const hub::Context& ctx, const hub::FileMetadata& meta, co
 }
 
 fs::path download_file(const store::RepoCache& cache, std::string_view file, const std::string& commit,
-                       const hub::FileMetadata& meta, const Options& options, const BatchHints& hints) {
+                       const hub::FileMetadata& meta, const Options& options, const BatchHints& hints,
+                       bool* downloaded) {
+  if (downloaded) *downloaded = false;
   Options pinned = options;
   pinned.revision = commit;
   hub::Context ctx = hub::make_context(cache.repo_id(), file, pinned);
   auto pointer = cache.pointer_path(commit, file);
   if (!options.force_download && util::is_regular_file(pointer)) return pointer;
-  return ensure_blob(thread_client(), ctx, cache, meta, pointer, options, hints);
+  return ensure_blob(thread_client(), ctx, cache, meta, pointer, options, hints, downloaded);
 }
 
 fs::path fetch_online(const store::RepoCache& cache, std::string_view file, const Options& options) {
@@ -325,6 +338,12 @@ fs::path fetch_online(const store::RepoCache& cache, std::string_view file, cons
     if (auto age = cache.ref_age(rev); age && age->count() <= *options.max_age_seconds) {
       auto found = cache.lookup(file, rev);
       if (found.status == CacheLookup::Status::cached) return found.path;
+      // A .no_exist marker of that commit answers as surely as a cached file does.
+      if (found.status == CacheLookup::Status::missing_upstream)
+        throw Error(ErrorCode::entry_not_found,
+                    "'" + std::string(file) + "' does not exist in " + std::string(to_string(options.repo_type)) +
+                        " '" + cache.repo_id() + "' at revision '" + rev + "' (commit " + found.commit +
+                        ", as the cache's .no_exist records; refs/" + rev + " was confirmed within --max-age).");
     }
   }
 
@@ -351,6 +370,12 @@ fs::path fetch_online(const store::RepoCache& cache, std::string_view file, cons
                             e.code() == ErrorCode::gated || e.code() == ErrorCode::cancelled ||
                             e.code() == ErrorCode::integrity;
     if (!definitive && have_copy) return cached.path;  // the Hub is unreachable: serve the cached copy
+    if (auto* unreachable = dynamic_cast<const hub::UnreachableError*>(&e); unreachable && !options.force_download)
+      throw Error(ErrorCode::network,
+                  unreachable_message(*unreachable,
+                                      "'" + std::string(file) + "' of " + std::string(to_string(options.repo_type)) +
+                                          " '" + cache.repo_id() + "' at revision '" + rev + "'",
+                                      cache.root(), download_command(cache.repo_id(), file, options)));
     if (e.code() == ErrorCode::network && !options.force_download)
       throw Error(ErrorCode::network, std::string(e.what()) + " '" + std::string(file) +
                                           "' is not in the cache for revision '" + rev + "' either.");

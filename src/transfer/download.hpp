@@ -14,6 +14,25 @@ namespace hubcache {
 // Shared by every "not in the cache" error so the advice is the same everywhere.
 std::string not_cached_message(std::string_view repo, std::string_view file, const Options& options,
                                std::string_view why);
+
+// The `hubcache download` command that fetches `file` of `repo` (the whole repo when
+// `file` is empty) as `options` ask, ready to paste into a shell (util::shell_command):
+// --repo-type, --revision, --cache-dir, --layout and --local-dir when they are not the
+// defaults, and HF_HUB_OFFLINE=0 in front when the environment set offline mode.
+std::string download_command(std::string_view repo, std::string_view file, const Options& options,
+                             const std::filesystem::path& local_dir = {});
+
+// The message for "the Hub cannot be reached and the cache lacks `what`": what was
+// tried (the endpoint and why it failed), where the cache is, and the two ways
+// forward (reach the Hub or a mirror; or fill a cache elsewhere, then copy or serve
+// it). `command` is the download to run once one of them is done.
+std::string unreachable_message(const hub::UnreachableError& e, std::string_view what,
+                                const std::filesystem::path& cache_root, std::string_view command,
+                                std::string_view detail = {});
+
+// `error` (disk_full) with the command that shows what would free space in the cache
+// at `cache_root`. Other errors are returned as they are.
+Error with_free_space_advice(const Error& error, const std::filesystem::path& cache_root);
 }  // namespace hubcache
 
 namespace hubcache::transfer {
@@ -33,10 +52,12 @@ struct BatchHints {
 };
 
 // Puts one file of a known commit into the cache without asking the Hub for its
-// metadata again (the snapshot downloader has it from the tree listing).
+// metadata again (the snapshot downloader has it from the tree listing). Sets
+// `*downloaded` (when given) to whether this call moved the bytes: false when the
+// blob was there, or appeared while it waited for the blob's lock.
 std::filesystem::path download_file(const store::RepoCache& cache, std::string_view file, const std::string& commit,
-                                    const hub::FileMetadata& meta, const Options& options,
-                                    const BatchHints& hints = {});
+                                    const hub::FileMetadata& meta, const Options& options, const BatchHints& hints = {},
+                                    bool* downloaded = nullptr);
 
 // The etags that have a partial download (`<etag>.<8hex>.incomplete`) in `blobs`.
 std::set<std::string> partials_in_blobs(const std::filesystem::path& blobs);

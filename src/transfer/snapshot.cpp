@@ -314,18 +314,27 @@ bool has_user_files(const fs::path& dir) {
   return false;
 }
 
+// `unreachable`: the Hub could not be reached (else offline mode), for the advice.
 SnapshotResult offline_snapshot(const store::RepoCache& cache, std::string_view repo, const Options& options,
-                                const SnapshotOptions& so, std::string_view why) {
+                                const SnapshotOptions& so, std::string_view why,
+                                const hub::UnreachableError* unreachable = nullptr) {
   SnapshotResult result;
   const bool local = !so.local_dir.empty();
   auto commit =
       local ? local_dir_commit(cache, so.local_dir, options.revision) : cache.resolve_commit(options.revision);
+  Options online = options;
+  online.offline.reset();
+  const std::string command = download_command(repo, "", online, so.local_dir);
   auto fail = [&](const std::string& what) {
+    if (unreachable && !local)
+      return Error(ErrorCode::not_cached,
+                   unreachable_message(*unreachable,
+                                       std::string(to_string(options.repo_type)) + " '" + std::string(repo) +
+                                           "' at revision '" + options.revision + "'",
+                                       cache.root(), command, what));
     std::string msg = "Repo '" + std::string(repo) + "' at revision '" + options.revision + "' is not in the " +
-                      (local ? "local dir" : "cache") + " (" + std::string(why) + "; " + what +
-                      "). Run 'hubcache download " + std::string(repo) +
-                      (options.revision == "main" ? "" : " --revision " + options.revision) +
-                      (local ? " --local-dir " + so.local_dir.string() : "") + "' with network access first.";
+                      (local ? "local dir " + so.local_dir.string() : "cache at " + cache.root().string()) + " (" +
+                      std::string(why) + "; " + what + "). Run `" + command + "` with network access first.";
     return Error(ErrorCode::not_cached, msg);
   };
   if (local) {
@@ -353,18 +362,26 @@ SnapshotResult offline_snapshot(const store::RepoCache& cache, std::string_view 
       if (!sf.cached && missing++ == 0) example = f.path;
       result.files.push_back(std::move(sf));
     }
+    if (missing && unreachable && !local)
+      throw Error(ErrorCode::not_cached,
+                  unreachable_message(*unreachable,
+                                      "all of " + std::string(to_string(options.repo_type)) + " '" + std::string(repo) +
+                                          "' at revision '" + options.revision + "'",
+                                      cache.root(), command,
+                                      std::to_string(missing) + " file(s) of commit " + result.commit +
+                                          " missing, e.g. '" + example + "'"));
     if (missing)
       throw Error(ErrorCode::not_cached, "The " + std::string(local ? "local dir" : "cached snapshot") + " of '" +
                                              std::string(repo) + "' at " + result.commit + " is incomplete: " +
                                              std::to_string(missing) + " file(s) missing (e.g. '" + example + "'; " +
-                                             std::string(why) + "). Run the download again with network access.");
+                                             std::string(why) + "). Run `" + command + "` with network access.");
   }
   return result;
 }
 
 }  // namespace
 
-SnapshotResult snapshot(std::string_view repo, const Options& options, const SnapshotOptions& so) {
+static SnapshotResult snapshot_to_cache(std::string_view repo, const Options& options, const SnapshotOptions& so) {
   const bool offline = options.offline.value_or(Settings::get().offline);
   if (offline && options.force_download)
     throw Error(ErrorCode::invalid_argument, "Cannot force a download while offline (HF_HUB_OFFLINE is set).");
@@ -395,7 +412,8 @@ SnapshotResult snapshot(std::string_view repo, const Options& options, const Sna
     if (!tree) tree = hub::list_tree(client, ctx, commit);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::network || so.dry_run) throw;
-    return offline_snapshot(cache, repo, options, so, std::string("the Hub is unreachable: ") + e.what());
+    return offline_snapshot(cache, repo, options, so, std::string("the Hub is unreachable: ") + e.what(),
+                            dynamic_cast<const hub::UnreachableError*>(&e));
   }
 
   SnapshotResult result;
@@ -443,14 +461,16 @@ SnapshotResult snapshot(std::string_view repo, const Options& options, const Sna
         // Every file from /resolve/<commit>/: a branch moving meanwhile cannot mix revisions.
         hub::FileMetadata meta{commit, f.etag(), f.size,
                                layout::resolve_url(ctx.endpoint, options.repo_type, repo, commit, f.path)};
+        bool moved = false;
         if (!local) {
           transfer::download_file(cache, f.path, commit, meta, options,
-                                  {.look_for_partial = partials.count(f.etag()) > 0, .sync_blobs_dir = false});
-        } else if (!fetch_local_file(cache, so.local_dir, f, commit, meta, options) && result.files[i].will_download &&
-                   options.progress) {
+                                  {.look_for_partial = partials.count(f.etag()) > 0, .sync_blobs_dir = false}, &moved);
+        } else if (!(moved = fetch_local_file(cache, so.local_dir, f, commit, meta, options)) &&
+                   result.files[i].will_download && options.progress) {
           // Copied from the cache or found in place: account for it in the totals.
           options.progress(ProgressEvent{std::string(repo), f.path, f.size, f.size, true});
         }
+        result.files[i].downloaded = moved;
       } catch (...) {
         std::lock_guard lock(error_mutex);
         if (!first_error) first_error = std::current_exception();
@@ -467,6 +487,16 @@ SnapshotResult snapshot(std::string_view repo, const Options& options, const Sna
   if (first_error) std::rethrow_exception(first_error);
   if (options.cancel && options.cancel->load()) throw Error(ErrorCode::cancelled, "Snapshot download cancelled.");
   return result;
+}
+
+SnapshotResult snapshot(std::string_view repo, const Options& options, const SnapshotOptions& so) {
+  try {
+    return snapshot_to_cache(repo, options, so);
+  } catch (const Error& e) {
+    // gc frees the cache, not a local dir.
+    if (e.code() != ErrorCode::disk_full || !so.local_dir.empty()) throw;
+    throw with_free_space_advice(e, resolve_cache_root(options));
+  }
 }
 
 }  // namespace hubcache

@@ -24,8 +24,9 @@ std::string random_hex8() {
 
 void throw_errno(int err, const std::string& what) {
   if (err == ENOSPC || err == EDQUOT)
-    throw Error(ErrorCode::disk_full, what + ": no space left on device. Free some space (see "
-                                             "'hubcache gc --max-size') or point HF_HUB_CACHE elsewhere.");
+    throw Error(ErrorCode::disk_full, what +
+                                          ": no space left on device. Free some space, or point HF_HUB_CACHE "
+                                          "at another disk.");
   std::string hint;
   if (err == EROFS)
     hint =

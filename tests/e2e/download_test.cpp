@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "layout/naming.hpp"
@@ -77,6 +79,26 @@ TEST_F(Download, HitsCostOneHeadOrNothing) {
   r = cli({"download", "org/m", "a.txt", "--revision", commit});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(server.log().empty()) << "max-age hit and cached commit send nothing";
+}
+
+// --max-age answers a known-missing file from the cache as it answers a cached one:
+// with refs/main fresh and a .no_exist marker for its commit, exit 7 and no request.
+TEST_F(Download, MaxAgeAnswersAKnownMissingFileWithoutARequest) {
+  server.add_file("org/m", "a.txt", "hello");
+  auto r = cli({"download", "org/m", "missing.txt"});
+  ASSERT_EQ(r.exit_code, 7) << r.err;
+  ASSERT_TRUE(fs::exists(repo_dir("org/m") / ".no_exist" / server.commit_of("org/m") / "missing.txt"));
+  server.clear_log();
+  r = cli({"download", "org/m", "missing.txt", "--max-age", "3600"});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_NE(r.err.find("missing.txt"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(".no_exist"), std::string::npos) << r.err;
+  EXPECT_TRUE(server.log().empty()) << server.log().size() << " request(s), first: " << server.log()[0].method << " "
+                                    << server.log()[0].target;
+  // Without --max-age the Hub is asked again, as Python does.
+  r = cli({"download", "org/m", "missing.txt"});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_EQ(server.count("HEAD", "/resolve/main/missing.txt"), 1u);
 }
 
 TEST_F(Download, OfflineSendsNothingAtAll) {
@@ -286,6 +308,63 @@ TEST_F(Download, ConcurrentProcessesShareOneDownload) {
   EXPECT_EQ(blobs, 1u);
   EXPECT_LE(server.count("GET", "/", "cdn"), 2u) << "the body crossed the wire about once";
   EXPECT_LE(server.body_bytes_sent(), 2 * data.size());
+  EXPECT_TRUE(leftovers("org/m").empty());
+}
+
+// The JSON's "downloaded" says whether this process moved the bytes. Process A
+// holds the blob's lock mid-download (stopped with SIGSTOP so the order is certain);
+// process B plans the whole repo (the blob is not there yet), then waits on the lock
+// (its lock file is open). Once A publishes, B finds the blob and transfers nothing:
+// "downloaded": false for that file, true for the one it fetched itself.
+TEST_F(Download, JsonDownloadedIsFalseForABlobAnotherProcessPublishedWhileThisOneWaited) {
+  const auto data = test_bytes(600'000, 17);
+  server.add_file("org/m", "big.bin", data, true);
+  server.add_file("org/m", "small.txt", "small");
+  FaultServer::Faults f;
+  f.trickle_bps = 1'000'000;
+  server.set_faults(f);
+  const auto blobs = repo_dir("org/m") / "blobs";
+  const fs::path lock =
+      dir / "cache/.locks" / layout::repo_folder_name("org/m", RepoType::model) / (util::sha256_hex(data) + ".lock");
+  const auto a_out = dir / "a.out", b_out = dir / "b.out";
+  // A long read timeout: the seconds A spends stopped must not count as a stalled range.
+  pid_t a = spawn_cli({"download", "org/m", "--include", "big.bin", "--format", "json"},
+                      env_with({{"HF_HUB_DOWNLOAD_TIMEOUT", "120"}}), a_out);
+  bool partial = false;
+  for (int i = 0; i < 1000 && !partial; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(blobs, ec)) partial = partial || e.path().extension() == ".incomplete";
+  }
+  ASSERT_TRUE(partial) << "A started its download";
+  ::kill(a, SIGSTOP);
+  pid_t b = spawn_cli({"download", "org/m", "--format", "json"}, env(), b_out);
+  // B waits for A's lock once it holds the lock file open.
+  auto b_holds_lock_file = [&] {
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator("/proc/" + std::to_string(b) + "/fd", ec))
+      if (fs::read_symlink(e.path(), ec) == lock) return true;
+    return false;
+  };
+  bool waiting = false;
+  for (int i = 0; i < 2000 && !(waiting = b_holds_lock_file()); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::kill(a, SIGCONT);
+  int a_status = 0, b_status = 0;
+  ::waitpid(a, &a_status, 0);
+  ::waitpid(b, &b_status, 0);
+  ASSERT_TRUE(waiting) << "B reached the blob's lock while A held it";
+  ASSERT_TRUE(WIFEXITED(a_status) && WEXITSTATUS(a_status) == 0) << read_file(a_out);
+  ASSERT_TRUE(WIFEXITED(b_status) && WEXITSTATUS(b_status) == 0) << read_file(b_out);
+  auto a_json = nlohmann::json::parse(last_line(read_file(a_out)));
+  auto b_json = nlohmann::json::parse(last_line(read_file(b_out)));
+  ASSERT_EQ(a_json["files"].size(), 1u) << a_json;
+  EXPECT_TRUE(a_json["files"][0]["downloaded"].get<bool>()) << a_json;
+  std::map<std::string, bool> downloaded;
+  for (const auto& file : b_json["files"]) downloaded[file["file"]] = file["downloaded"].get<bool>();
+  EXPECT_EQ(downloaded, (std::map<std::string, bool>{{"big.bin", false}, {"small.txt", true}})) << b_json;
+  EXPECT_EQ(read_file(repo_dir("org/m") / "snapshots" / server.commit_of("org/m") / "big.bin"), data);
+  EXPECT_EQ(server.count("GET", "/", "cdn"), 1u) << "the body crossed the wire once, for A";
   EXPECT_TRUE(leftovers("org/m").empty());
 }
 

@@ -1,6 +1,8 @@
 // The CLI binary against fixture caches: offline download, path, env.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <map>
@@ -326,6 +328,32 @@ std::map<std::string, std::string> snapshot_of_tree(const fs::path& dir) {
   return out;
 }
 
+// Why user 'nobody' cannot run `cli` on the cache in `dir`, or "" when it can: a
+// temp folder under a private TMPDIR, or a CLI whose libraries sit where only the
+// owner can read them, are reasons to skip rather than to fail.
+std::string why_nobody_cannot_run(const fs::path& cli, const fs::path& dir) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(90);
+    if (::access(dir.c_str(), R_OK | X_OK) != 0) ::_exit(91);
+    ::execl(cli.c_str(), cli.c_str(), "--version", static_cast<char*>(nullptr));
+    ::_exit(92);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (code == 90) return "cannot switch to user 'nobody' (uid 65534) here";
+  if (code == 91)
+    return "user 'nobody' cannot enter the test's temp folder " + dir.string() +
+           " (set TMPDIR to a folder others can enter)";
+  return "user 'nobody' cannot run a copy of the CLI at " + cli.string() + " (exit " + std::to_string(code) +
+         "; its shared libraries may sit in a folder only their owner can enter)";
+}
+
 }  // namespace
 
 TEST(OfflineCli, EveryCacheShapeThroughTheLibraryAndTheCli) {
@@ -351,10 +379,19 @@ TEST(OfflineCli, EveryCacheShapeInAReadOnlyCache) {
     check_all();
   } else {
     // root writes through any mode bits: run the library and the CLI as 'nobody'
-    // in a child process, where the cache really is read-only.
+    // in a child process, where the cache really is read-only. 'nobody' may not be
+    // able to enter the build folder (a checkout under a 0700 folder, as `mktemp -d`
+    // makes one): the child runs a copy of the CLI from a folder everyone can enter.
+    TempDir bin;
+    const fs::path cli = bin / "hubcache";
+    fs::copy_file(cli_path(), cli);
+    ::chmod(bin.path().c_str(), 0755);
+    ::chmod(cli.c_str(), 0755);
+    if (auto why = why_nobody_cannot_run(cli, dir.path()); !why.empty()) GTEST_SKIP() << why;
     EXPECT_EXIT(
         {
           if (::setgid(65534) != 0 || ::setuid(65534) != 0 || ::access(dir.path().c_str(), W_OK) == 0) std::_Exit(2);
+          use_cli(cli);
           check_all();
           std::_Exit(::testing::Test::HasFailure() ? 1 : 0);
         },

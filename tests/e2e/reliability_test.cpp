@@ -789,6 +789,33 @@ TEST_F(Reliability, SixteenProcessesFetchingRandomFilesOfAFiftyFileRepoTwiceOver
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
+// Another tool deletes the partial mid-download (`hf cache prune` removes every
+// .incomplete file it finds). hubcache notices at its next journal write, starts a new
+// partial and succeeds; the deleted partial's journal goes with it instead of staying
+// in blobs/ until `hubcache prune`.
+TEST_F(Reliability, APartialDeletedMidDownloadTakesItsJournalAlong) {
+  const auto data = test_bytes(2'000'000, 46);
+  server.add_file("org/m", "w.bin", data, true);
+  FaultServer::Faults f;
+  f.trickle_bps = 2'000'000;  // a second on the wire: time to delete the partial mid-download
+  server.set_faults(f);
+  const auto blobs = repo_dir("org/m") / "blobs";
+  const auto out = dir / "out";
+  pid_t pid = spawn_cli({"download", "org/m", "w.bin"}, env(), out);
+  fs::path partial;
+  for (int i = 0; i < 1000 && partials_progress(blobs, &partial) < 200'000; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_FALSE(partial.empty());
+  ASSERT_TRUE(fs::exists(partial.string() + ".resume")) << "its journal was written";
+  ASSERT_TRUE(fs::remove(partial));
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(out);
+  EXPECT_EQ(read_file(pointer("org/m", "w.bin")), data);
+  EXPECT_GE(server.body_bytes_sent(), data.size() + 200'000) << "the lost bytes were fetched again";
+  EXPECT_TRUE(temp_files(cache()).empty()) << ::testing::PrintToString(temp_files(cache()));
+}
+
 TEST_F(Reliability, PruneClearsWhatAKilledDownloadLeftBehind) {
   const auto data = test_bytes(2'000'000, 45);
   server.add_file("org/m", "w.bin", data, true);

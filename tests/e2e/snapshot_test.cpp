@@ -193,6 +193,29 @@ TEST_F(Snapshot, LocalDirHasRealFilesAndPythonMetadata) {
   EXPECT_EQ(server.count("GET", "/resolve/"), 0u) << "an up-to-date local dir downloads nothing";
 }
 
+// One named file with --local-dir prints that file's path, as `hf download REPO FILE
+// --local-dir L` does, in every format, so `$(hubcache download ... -q)` is the file.
+TEST_F(Snapshot, OneFileIntoALocalDirPrintsThatFilesPathInEveryFormat) {
+  const auto local = dir / "local";
+  const std::string file = "dir1/sub1/file1.txt";
+  for (const std::vector<std::string>& format :
+       {std::vector<std::string>{}, {"-q"}, {"--format", "quiet"}, {"--format", "human"}}) {
+    std::vector<std::string> args{"download", "org/big", file, "--local-dir", local.string()};
+    args.insert(args.end(), format.begin(), format.end());
+    auto r = cli(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, (local / file).string() + "\n") << ::testing::PrintToString(format);
+  }
+  auto r = cli({"download", "org/big", file, "--local-dir", local.string(), "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json({{"path", (local / file).string()}})) << r.out;
+  EXPECT_EQ(read_file(local / file), files[file]);
+  // Offline from the filled local dir too.
+  r = cli({"download", "org/big", file, "--local-dir", local.string(), "-q", "--offline"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, (local / file).string() + "\n");
+}
+
 TEST_F(Snapshot, OfflineResolutionAndIncompleteSnapshots) {
   ASSERT_EQ(cli({"download", "org/big", "--include", "dir3/*"}).exit_code, 0);
   server.clear_log();

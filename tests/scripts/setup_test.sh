@@ -36,4 +36,54 @@ for f in model.onnx config.json README.md; do
   cmp -s "$snap/$f" "$work/model/$f" || fail "$f differs after setup.sh"
 done
 grep -q "downloading xiaoyao9184/image-faulty from $url" "$work/setup.err" || fail "setup.sh did not say what it downloads"
+
+# A machine that cannot reach the Hub (this one cannot reach huggingface.co, but the
+# test must not depend on that): HF_ENDPOINT names a port where nothing listens, the
+# one the server above had before it stopped.
+kill "$server_pid" && wait "$server_pid" 2>/dev/null || true
+server_pid=""
+closed=$url
+demo="$HUBCACHE_BUILD_DIR/setup-demo"
+trap 'cleanup; rm -rf "$demo"' EXIT
+run_setup() {  # run_setup NAME [ARGS...]: stdout to $work/NAME.out, stderr to $work/NAME.err, exit code echoed
+  local name=$1 rc=0
+  shift
+  HF_ENDPOINT=$closed HF_HOME="$work/home2" HUBCACHE_SETUP_BUILD_DIR="$HUBCACHE_BUILD_DIR" HUBCACHE_RETRY_BASE_MS=10 \
+    "$HUBCACHE_SOURCE_DIR/scripts/setup.sh" "$@" > "$work/$name.out" 2> "$work/$name.err" || rc=$?
+  echo "$rc"
+}
+
+# No repo given: one plain line says so, then the same download runs end to end against
+# a demo hub that setup.sh makes and stops; stdout is the downloaded snapshot's path.
+rc=$(run_setup demo)
+[[ $rc == 0 ]] || { cat "$work/demo.err" >&2; fail "setup.sh without network exited $rc"; }
+grep -q "^$closed cannot be reached from this machine (Couldn't connect to server), so the same download runs against a local demo hub instead.$" \
+  "$work/demo.err" || { cat "$work/demo.err" >&2; fail "no plain line saying the Hub cannot be reached"; }
+grep -q "^error" "$work/demo.err" && { cat "$work/demo.err" >&2; fail "the demo path printed an error"; }
+out=$(cat "$work/demo.out")
+[[ $out == "$demo"/home/hub/models--hubcache-demo--image-faulty/snapshots/* ]] || fail "setup.sh printed '$out'"
+for f in model.onnx config.json README.md; do
+  cmp -s "$out/$f" "$demo/files/$f" || fail "demo $f differs from what was served"
+done
+[[ $(readlink "$out/model.onnx") == ../../blobs/* ]] || fail "the demo download is not a hub cache entry"
+demo_url=$(sed -n 's/^demo hub: \(http:[^ ]*\) .*/\1/p' "$work/demo.err")
+[[ $demo_url == http://127.0.0.1:* ]] || fail "setup.sh did not say where the demo hub ran"
+port=${demo_url##*:}
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then fail "the demo hub still listens on $demo_url"; fi
+grep -q "run ./scripts/setup.sh again, or: .*hubcache download xiaoyao9184/image-faulty" "$work/demo.err" ||
+  fail "setup.sh did not say how to run the real download later"
+grep -q "HF_HUB_OFFLINE=1" "$work/demo.err" || fail "setup.sh did not say the offline read worked"
+[[ ! -e $work/home2/hub ]] || fail "the demo wrote into the user's cache: $(ls "$work/home2/hub")"
+
+# An explicit repo: an unreachable Hub stays an error, and the message says what was
+# tried, where the cache is, and the two ways forward.
+rc=$(run_setup explicit xiaoyao9184/image-faulty)
+[[ $rc == 3 ]] || { cat "$work/explicit.err" >&2; fail "setup.sh with a repo exited $rc without network, expected 3"; }
+[[ ! -s $work/explicit.out ]] || fail "setup.sh with a repo printed '$(cat "$work/explicit.out")' on failure"
+for part in "Cannot reach the Hub at $closed (HF_ENDPOINT): Couldn't connect to server" \
+            "not in the cache at $work/home2/hub" "HTTPS_PROXY" "mirror" "copy that cache to $work/home2/hub" \
+            "hubcache serve" '`hubcache download xiaoyao9184/image-faulty`'; do
+  grep -qF "$part" "$work/explicit.err" || { cat "$work/explicit.err" >&2; fail "the error does not say: $part"; }
+done
+grep -q "demo" "$work/explicit.err" && fail "setup.sh with a repo ran the demo"
 echo PASS

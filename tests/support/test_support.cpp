@@ -179,7 +179,20 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
   return result;
 }
 
-std::string cli_path() { return HUBCACHE_CLI; }
+namespace {
+std::string& cli_override() {
+  static std::string path;
+  return path;
+}
+}  // namespace
+
+std::string cli_path() {
+  if (!cli_override().empty()) return cli_override();
+  if (const char* env = std::getenv("HUBCACHE_TEST_CLI"); env && *env) return env;
+  return HUBCACHE_CLI;
+}
+
+void use_cli(const fs::path& cli) { cli_override() = cli.string(); }
 
 int start_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env) {
   ChildCommand cmd(cli_argv(args), env);

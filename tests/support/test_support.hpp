@@ -47,7 +47,11 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
 RunResult run_cli(const std::vector<std::string>& args,
                   const std::map<std::string, std::optional<std::string>>& env = {},
                   std::chrono::seconds timeout = std::chrono::seconds(120));
+// The CLI the tests run: what use_cli() named, else $HUBCACHE_TEST_CLI when set (the
+// suite against a copy placed elsewhere), else the one built with the tests.
 std::string cli_path();
+// Makes cli_path() return `cli` from now on, in this process (say, a forked child).
+void use_cli(const fs::path& cli);
 // The environment run() gives a child: the parent's minus the scrubbed variables, plus `env`.
 std::vector<std::string> child_environment(const std::map<std::string, std::optional<std::string>>& env);
 // Starts the CLI without waiting (stdin /dev/null, stdout and stderr appended to
