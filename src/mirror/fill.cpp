@@ -382,14 +382,13 @@ void Fills::run(std::shared_ptr<Fill> fill) {
     Following following;
     for (;;) {
       if (cancel_) return end_with("the server is stopping", false);
-      // Another process downloads this blob: follow its partial until it ends.
-      if (!util::is_regular_file(blob) && store::FileLock::is_locked(lock)) {
-        if (follow(*fill, following, blob)) return;
-        std::this_thread::sleep_for(settings_.follow_every);
-        continue;
-      }
-      own(*fill, blob);
-      return;
+      if (util::is_regular_file(blob)) return own(*fill, blob, false);  // there already: link it
+      // The lock is tried, never waited for: whoever holds it downloads, and this
+      // process follows its partial until it ends (or takes over if it dies).
+      store::FileLock held(lock, store::FileLock::TryOnce{});
+      if (!held.busy()) return own(*fill, blob, held.held());
+      if (follow(*fill, following, blob)) return;
+      std::this_thread::sleep_for(settings_.follow_every);
     }
   } catch (const Error& e) {
     end_with(e.what(), e.code() == ErrorCode::network);
@@ -399,7 +398,8 @@ void Fills::run(std::shared_ptr<Fill> fill) {
 }
 
 // Downloads the blob in this process (or, when it is there by now, just links it).
-void Fills::own(Fill& fill, const fs::path& blob) {
+// `lock_held`: the caller holds the blob's lock for the whole call.
+void Fills::own(Fill& fill, const fs::path& blob, bool lock_held) {
   const FillJob& job = fill.job();
   Options o;
   o.endpoint = settings_.upstream;
@@ -421,7 +421,9 @@ void Fills::own(Fill& fill, const fs::path& blob) {
   try {
     transfer::ScopedDownloadWatch scope(&watch);
     store::RepoCache cache(job.root, job.repo_id, job.type);
-    transfer::download_file(cache, job.file, job.commit, job.meta, o);
+    transfer::BatchHints hints;
+    hints.lock_held = lock_held;
+    transfer::download_file(cache, job.file, job.commit, job.meta, o, hints);
   } catch (const Error& e) {
     auto cur = fill.current();
     fill.finish(Fill::Outcome{nullptr, false, e.what(), e.code() == ErrorCode::network});

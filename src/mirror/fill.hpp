@@ -180,7 +180,7 @@ class Fills {
 
  private:
   void run(std::shared_ptr<Fill> fill);
-  void own(Fill& fill, const fs::path& blob);
+  void own(Fill& fill, const fs::path& blob, bool lock_held);
   bool follow(Fill& fill, struct Following& state, const fs::path& blob);
 
   FillSettings settings_;

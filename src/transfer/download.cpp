@@ -24,6 +24,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "http/client.hpp"
 #include "hub/hub_client.hpp"
@@ -282,7 +283,8 @@ fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store:
   // held, so a whole-repo deletion cannot take them away from a download that has
   // just made them (and create_temp makes them again if one did, in the window
   // before it saw the lock).
-  store::FileLock lock(cache.lock_path(meta.etag), options.cancel);
+  std::optional<store::FileLock> lock;
+  if (!hints.lock_held) lock.emplace(cache.lock_path(meta.etag), options.cancel);
   util::make_dirs(cache.blobs_dir());
   bool new_blob = false;
   if (options.force_download || !util::is_regular_file(blob)) {
