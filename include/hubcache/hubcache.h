@@ -319,6 +319,10 @@ HUBCACHE_API const char* hubcache_snapshot_result_file_etag(const hubcache_snaps
 HUBCACHE_API int hubcache_snapshot_result_file_cached(const hubcache_snapshot_result* result, size_t index);
 /* 1 when the call downloads it (not cached, or force_download). */
 HUBCACHE_API int hubcache_snapshot_result_file_will_download(const hubcache_snapshot_result* result, size_t index);
+/* 1 when this call moved the file's bytes; 0 when it was cached, copied from the cache into
+ * a local dir, published meanwhile by another process that held the file's lock first, or
+ * in a dry run's plan. */
+HUBCACHE_API int hubcache_snapshot_result_file_downloaded(const hubcache_snapshot_result* result, size_t index);
 
 /* The snapshot folder of a revision when its commit is known locally (a 40-hex revision or
  * a recorded branch); the folder may be absent or incomplete. Offline, no writes.

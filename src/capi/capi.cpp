@@ -582,6 +582,11 @@ int hubcache_snapshot_result_file_will_download(const hubcache_snapshot_result* 
   return f && f->will_download ? 1 : 0;
 }
 
+int hubcache_snapshot_result_file_downloaded(const hubcache_snapshot_result* r, size_t index) {
+  const auto* f = file_of(r, index);
+  return f && f->downloaded ? 1 : 0;
+}
+
 hubcache_status hubcache_snapshot_path(const char* repo, const hubcache_options* options, char** path,
                                        hubcache_error** error) {
   if (path) *path = nullptr;

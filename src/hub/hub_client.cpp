@@ -163,7 +163,7 @@ http::Response request_with_retries(http::Client& client, const Context& ctx, co
         throw UnreachableError("Cannot reach the Hub at " + ctx.endpoint + " for " + what_repo(ctx) + ": " + e.what() +
                                    ". Check your connection, proxy settings and HF_ENDPOINT, or set "
                                    "HF_HUB_OFFLINE=1 to use the cache only.",
-                               ctx.endpoint, e.what());
+                               ctx.endpoint, e.what(), e.retryable());
       backoff(attempt, nullptr, ctx.cancel);
       continue;
     }

@@ -55,13 +55,20 @@ class EntryNotFoundError : public Error {
 // turns it into advice (transfer::unreachable_message).
 class UnreachableError : public Error {
  public:
-  UnreachableError(const std::string& message, std::string endpoint, std::string cause)
-      : Error(ErrorCode::network, message), endpoint_(std::move(endpoint)), cause_(std::move(cause)) {}
+  UnreachableError(const std::string& message, std::string endpoint, std::string cause, bool transient)
+      : Error(ErrorCode::network, message),
+        endpoint_(std::move(endpoint)),
+        cause_(std::move(cause)),
+        transient_(transient) {}
   const std::string& endpoint() const { return endpoint_; }
   const std::string& cause() const { return cause_; }  // libcurl's words, e.g. "Couldn't connect to server"
+  // A connection, DNS or timeout failure (the network is down or the Hub out of reach),
+  // not a TLS failure, which no retry or cached copy makes right.
+  bool transient() const { return transient_; }
 
  private:
   std::string endpoint_, cause_;
+  bool transient_;
 };
 
 // Headers every request carries; Authorization only when `url` is on the

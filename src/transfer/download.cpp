@@ -372,8 +372,12 @@ fs::path fetch_online(const store::RepoCache& cache, std::string_view file, cons
                             e.code() == ErrorCode::gated || e.code() == ErrorCode::cancelled ||
                             e.code() == ErrorCode::integrity;
     if (!definitive && have_copy) return cached.path;  // the Hub is unreachable: serve the cached copy
+    // The Hub cannot be reached (connection, DNS, timeout) and the cache lacks the file:
+    // "not cached" (exit 3), as for a whole repo and as huggingface_hub's
+    // LocalEntryNotFoundError. A TLS failure, and a transfer that fails once under way,
+    // stay network errors (exit 9).
     if (auto* unreachable = dynamic_cast<const hub::UnreachableError*>(&e); unreachable && !options.force_download)
-      throw Error(ErrorCode::network,
+      throw Error(unreachable->transient() ? ErrorCode::not_cached : ErrorCode::network,
                   unreachable_message(*unreachable,
                                       "'" + std::string(file) + "' of " + std::string(to_string(options.repo_type)) +
                                           " '" + cache.repo_id() + "' at revision '" + rev + "'",

@@ -14,7 +14,7 @@ std::string shell_quote(std::string_view word);
 
 // The words joined by spaces, each quoted by shell_quote: one command line that
 // runs `words` exactly when pasted into sh, bash or zsh. Leading NAME=value words
-// (environment assignments) are left unquoted when the value needs no quoting.
+// are environment assignments for the command: their value alone is quoted.
 std::string shell_command(const std::vector<std::string>& words);
 
 }  // namespace hubcache::util

@@ -372,6 +372,7 @@ TEST_F(CApi, SnapshotWithPatternsDryRunPlanAndLocalDir) {
   EXPECT_EQ(hubcache_snapshot_result_file_size(result, 0), 23u);
   EXPECT_EQ(hubcache_snapshot_result_file_will_download(result, 0), 1);
   EXPECT_EQ(hubcache_snapshot_result_file_cached(result, 0), 0);
+  EXPECT_EQ(hubcache_snapshot_result_file_downloaded(result, 0), 0) << "a plan moves nothing";
   EXPECT_EQ(hubcache_snapshot_result_file_path(result, 1), nullptr) << "out of range";
   EXPECT_STREQ(hubcache_snapshot_result_commit(result), commit.c_str());
   hubcache_snapshot_result_free(result);
@@ -383,6 +384,7 @@ TEST_F(CApi, SnapshotWithPatternsDryRunPlanAndLocalDir) {
   EXPECT_EQ(std::string(hubcache_snapshot_result_path(result)),
             (dir / "cache/models--org--m/snapshots" / commit).string());
   EXPECT_EQ(hubcache_snapshot_result_file_count(result), 1u);
+  EXPECT_EQ(hubcache_snapshot_result_file_downloaded(result, 0), 1);
   EXPECT_TRUE(fs::is_regular_file(pointer("config.json")));
   EXPECT_FALSE(fs::exists(pointer("tokenizer.json")));
   hubcache_snapshot_result_free(result);

@@ -37,3 +37,22 @@ TEST(Shell, ARealShellParsesTheCommandBackIntoTheSameWords) {
     EXPECT_EQ(r.out, expected) << shell << ": " << command;
   }
 }
+
+// A leading NAME=value word is an environment assignment only while its NAME= part is
+// unquoted: 'HF_ENDPOINT=http://h/a b' would be run as a command of that name. The value
+// alone is quoted, and the command sees it byte for byte.
+TEST(Shell, AnAssignmentWhoseValueNeedsQuotesStaysAnAssignment) {
+  EXPECT_EQ(util::shell_command({"HF_ENDPOINT=http://h:8080/a b", "hubcache"}),
+            "HF_ENDPOINT='http://h:8080/a b' hubcache");
+  EXPECT_EQ(util::shell_command({"A=", "hubcache"}), "A='' hubcache");
+  // Only leading words: later ones are arguments, quoted whole as any other word.
+  EXPECT_EQ(util::shell_command({"hubcache", "A=b c"}), "hubcache 'A=b c'");
+  const std::string value = "http://h/it's $HOME;(1) & \"q\"";
+  const std::string command =
+      util::shell_command({"HUBCACHE_T1=" + value, "HUBCACHE_T2=x y", "printenv", "HUBCACHE_T1", "HUBCACHE_T2"});
+  for (const char* shell : {"/bin/sh", "/bin/bash"}) {
+    auto r = run({shell, "-c", command}, {});
+    EXPECT_EQ(r.exit_code, 0) << shell << ": " << command << "\n" << r.err;
+    EXPECT_EQ(r.out, value + "\nx y\n") << shell << ": " << command;
+  }
+}

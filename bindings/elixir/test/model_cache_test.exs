@@ -154,7 +154,8 @@ defmodule Hubcache.ModelCacheTest do
       {@repo, "nope.bin", [], :entry_not_found, "nope.bin"},
       {@repo, "onnx/corrupt.onnx", [], :integrity, "onnx/corrupt.onnx"},
       {@repo, "config.json", [offline: true], :not_cached, "'config.json' of model 'org/tiny'"},
-      {@repo, "config.json", [endpoint: "http://127.0.0.1:9"], :network, "127.0.0.1:9"},
+      {@repo, "config.json", [endpoint: "http://127.0.0.1:9"], :not_cached,
+       "Cannot reach the Hub at http://127.0.0.1:9"},
       {@repo, "config.json", [cache_dir: under_a_file], :io, "a-file"}
     ]
 
