@@ -44,6 +44,9 @@ struct ServeArgs : RepoArgs {
   double revalidate = 60;
   std::string max_size;
   int upstream_connections = 8;
+  // Set by the parser: whether the mirror flags that have a default were given.
+  const CLI::Option* revalidate_flag = nullptr;
+  const CLI::Option* upstream_connections_flag = nullptr;
 };
 
 std::string read_token_file(const std::string& path, const char* flag) {
@@ -59,11 +62,12 @@ std::string read_token_file(const std::string& path, const char* flag) {
 // mirror flags then need).
 std::optional<mirror::MirrorOptions> mirror_options(const ServeArgs& args) {
   if (args.upstream.empty()) {
+    const auto given = [](const CLI::Option* o) { return o && o->count() > 0; };
     if (!args.upstream_token_file.empty() || args.share_upstream_token || !args.allow.empty() || !args.deny.empty() ||
-        !args.max_size.empty())
+        !args.max_size.empty() || given(args.revalidate_flag) || given(args.upstream_connections_flag))
       throw Error(ErrorCode::invalid_argument,
-                  "--upstream-token-file, --share-upstream-token, --allow, --deny and --max-size are for a mirror: "
-                  "add --upstream URL (e.g. --upstream https://huggingface.co).");
+                  "--upstream-token-file, --share-upstream-token, --allow, --deny, --max-size, --revalidate and "
+                  "--upstream-connections are for a mirror: add --upstream URL (e.g. --upstream https://huggingface.co).");
     return std::nullopt;
   }
   mirror::MirrorOptions m;
@@ -81,7 +85,13 @@ std::optional<mirror::MirrorOptions> mirror_options(const ServeArgs& args) {
   m.allow = args.allow;
   m.deny = args.deny;
   m.revalidate = std::chrono::duration_cast<std::chrono::seconds>(seconds_flag(args.revalidate, "--revalidate"));
-  if (!args.max_size.empty()) m.max_size = admin::parse_size(args.max_size);
+  if (!args.max_size.empty()) {
+    m.max_size = admin::parse_size(args.max_size);
+    if (*m.max_size == 0)
+      throw Error(ErrorCode::invalid_argument,
+                  "--max-size 0 would evict every file as soon as it is fetched: give the size the cache may "
+                  "grow to (e.g. --max-size 500G), or leave it out for no limit.");
+  }
   if (args.upstream_connections < 1 || args.upstream_connections > 64)
     throw Error(ErrorCode::invalid_argument, "--upstream-connections must be between 1 and 64.");
   m.connections = args.upstream_connections;
@@ -187,12 +197,12 @@ Registrar reg{
                     "Let clients without access to a gated or private repo use the mirror's token");
        sub.add_option("--allow", args->allow, "Mirror only repos matching this fnmatch pattern (repeatable)");
        sub.add_option("--deny", args->deny, "Never mirror repos matching this fnmatch pattern (repeatable)");
-       sub.add_option("--revalidate", args->revalidate,
+       args->revalidate_flag = sub.add_option("--revalidate", args->revalidate,
                       "Seconds between re-resolutions of a branch or tag upstream (and of a missing file)")
            ->default_val(60);
        sub.add_option("--max-size", args->max_size,
                       "Evict least recently used revisions when the cache grows past this size (500G)");
-       sub.add_option("--upstream-connections", args->upstream_connections,
+       args->upstream_connections_flag = sub.add_option("--upstream-connections", args->upstream_connections,
                       "Connections per file fetched upstream (1 to 64)")
            ->default_val(8);
        return [args] { return run(*args); };

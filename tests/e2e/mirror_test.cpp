@@ -541,6 +541,18 @@ TEST_F(Mirror, MaxSizeKeepsTheCacheUnderItsLimit) {
   EXPECT_GE(report.repos.size(), 1u) << "the most recent stays";
 }
 
+// A client refused by the mirror's --deny is told that reason, not sent to check its token.
+TEST_F(Mirror, ADeniedRepoTellsTheClientWhyNotToCheckItsToken) {
+  server->add_file("org/secret", "config.json", "{}");
+  auto m = mirror({"--deny", "org/secret*"});
+  RunResult r = run_cli({"download", "org/secret", "config.json", "--cache-dir", (dir / "c").string()},
+                        client_env(m->url()));
+  EXPECT_EQ(r.exit_code, 13) << r.err;
+  EXPECT_NE(r.err.find("403 Forbidden from " + m->url()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--deny 'org/secret*'"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("token"), std::string::npos) << r.err;
+}
+
 TEST_F(Mirror, BadFlagsAreRefusedWithTheReason) {
   const std::string c = cache().string();
   fs::create_directories(c);
@@ -554,6 +566,11 @@ TEST_F(Mirror, BadFlagsAreRefusedWithTheReason) {
       {{"--upstream", server->url(), "--max-size", "lots"}, "lots"},
       {{"--upstream", server->url(), "--revalidate", "-1"}, "--revalidate"},
       {{"--upstream", server->url(), "--upstream-connections", "0"}, "--upstream-connections"},
+      {{"--revalidate", "5"}, "add --upstream URL"},
+      {{"--upstream-connections", "4"}, "add --upstream URL"},
+      {{"--upstream", server->url(), "--max-size", "0"}, "--max-size 0 would evict every file"},
+      // A value the parser cannot read gets the same "error: " line as the rest.
+      {{"--upstream", server->url(), "--revalidate", "abc"}, "error: "},
   };
   for (const auto& [flags, why] : cases) {
     std::vector<std::string> args = {"serve", "--port", "0", "--cache-dir", c};
