@@ -341,6 +341,67 @@ TEST_F(Mirror, UpstreamGoneCachedCommitsAndBranchesServedUncachedFilesFailClearl
   EXPECT_NE(m->log().find("mirror: The upstream"), std::string::npos) << "one line in the log: " << m->log();
 }
 
+// A commit the mirror holds only in part is never listed as if it were whole while the
+// upstream is down: a client would take the missing files for absent (and Python's
+// snapshot_download would write that partial listing to trees/<commit>.json for good).
+// A commit whose complete listing the mirror keeps is still listed, by a restarted
+// mirror too (from trees/<commit>.json).
+TEST_F(Mirror, UpstreamDownAPartlyCachedCommitIsNeverListedAsWhole) {
+  server->add_file("acme/tiny", "config.json", "{\"tiny\": true}");
+  server->add_file("acme/tiny", "model.safetensors", test_bytes(20'000, 31), true);
+  server->add_file("acme/full", "config.json", "{\"full\": true}");
+  server->add_file("acme/full", "sub/model.safetensors", test_bytes(20'000, 32), true);
+  const std::string tiny = server->commit_of("acme/tiny"), full = server->commit_of("acme/full");
+  auto m = mirror();
+  ASSERT_EQ(
+      run_cli({"download", "acme/tiny", "config.json", "--cache-dir", (dir / "w0").string()}, client_env(m->url()))
+          .exit_code,
+      0);
+  ASSERT_EQ(run_cli({"download", "acme/full", "--cache-dir", (dir / "w0").string()}, client_env(m->url())).exit_code,
+            0);
+  server.reset();  // the upstream is gone
+
+  RunResult r = run_cli({"download", "acme/tiny", "--cache-dir", (dir / "w1").string()}, client_env(m->url()));
+  EXPECT_NE(r.exit_code, 0) << "a whole-repo download with files missing must fail: " << r.out;
+  const std::string api = m->url() + "/api/models/acme/tiny";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {api + "/tree/" + tiny + "?recursive=true"},
+           {api + "/tree/main"},
+           {"-X", "POST", "-d", "paths=model.safetensors", api + "/paths-info/main"},
+           {"-X", "POST", "-d", "paths=config.json&paths=model.safetensors", api + "/paths-info/" + tiny},
+           {api + "/revision/main"},
+           {api}}) {
+    std::vector<std::string> a = {"-D", "-", "-o", "/dev/null"};
+    a.insert(a.end(), args.begin(), args.end());
+    RunResult h = curl(a);
+    EXPECT_NE(h.out.find(" 502"), std::string::npos) << args.back() << "\n" << h.out;
+    EXPECT_NE(header_of(h.out, "X-Error-Message").find("cannot be reached"), std::string::npos) << h.out;
+  }
+  // A path known present needs no listing.
+  RunResult known = curl({"-X", "POST", "-d", "paths=config.json", api + "/paths-info/main"});
+  EXPECT_NE(known.out.find("\"path\":\"config.json\""), std::string::npos) << known.out;
+
+  // acme/full: its listing was fetched whole (the client asked for the tree).
+  auto listed = [&](const std::string& url) {
+    RunResult t = curl({"-X", "POST", "-d", "paths=sub/model.safetensors", "-w", "\n%{http_code}",
+                        url + "/api/models/acme/full/paths-info/" + full});
+    EXPECT_NE(t.out.find("\"path\":\"sub/model.safetensors\""), std::string::npos) << t.out;
+    t = curl({"-w", "\n%{http_code}", url + "/api/models/acme/full/tree/main?recursive=true"});
+    EXPECT_EQ(t.out.substr(t.out.rfind('\n') + 1), "200") << t.out;
+    EXPECT_NE(t.out.find("\"path\":\"sub/model.safetensors\""), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find("\"type\":\"directory\""), std::string::npos) << t.out;
+    r = run_cli({"download", "acme/full", "--cache-dir", (dir / "w2").string(), "--force-download"}, client_env(url));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  };
+  listed(m->url());
+  m.reset();  // a restarted mirror knows it from trees/<commit>.json
+  auto again = mirror({}, "http://127.0.0.1:" + std::to_string(free_port()));
+  listed(again->url());
+  EXPECT_EQ(
+      run_cli({"download", "acme/tiny", "--cache-dir", (dir / "w3").string()}, client_env(again->url())).exit_code == 0,
+      false);
+}
+
 TEST_F(Mirror, GatedAndPrivateReposNeedTheClientsOwnTokenEvenWhenCached) {
   server->add_file("org/private", "a.txt", "secret");
   server->set_private("org/private", "hf_owner");
