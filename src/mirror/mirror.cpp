@@ -150,6 +150,7 @@ struct Mirror::Impl {
   Upstream upstream;
   WorkerPool pool;
   SingleFlight<UpstreamReply> flights;
+  Timer timer;
   Revisions revisions;
   AccessCache access;
   ListingCache listings;
@@ -374,15 +375,48 @@ struct Mirror::Impl {
     return u;
   }
 
+  // How long a request the cache can answer (a branch's last known commit, a repo's
+  // last known visibility) waits for the upstream before it is answered from the cache.
+  // Well under a client's own timeout (10 s for hubcache and huggingface_hub's HEAD),
+  // and long enough for a Hub that is only slow to answer most of the time.
+  static constexpr std::chrono::milliseconds kPatience{2000};
+
+  // An upstream request through its flight. `cache_can_answer`: `done` handles "no
+  // answer" from the cache, and gets that as soon as the upstream has been silent for
+  // kPatience (counted from the oldest request still unanswered, so a request joining
+  // a flight that already waits, or arriving while another hangs, waits no longer).
+  // The upstream's answer, when it comes after that, only goes to `learn` (what it says
+  // is kept for the next requests). Without `cache_can_answer` the request waits for the
+  // upstream's answer or its timeout, unless the circuit breaker (Upstream::exchange)
+  // fails it at once.
+  void ask(const std::string& key, std::function<UpstreamReply()> work, std::function<void(const UpstreamReply&)> done,
+           bool cache_can_answer = false, std::function<void(const UpstreamReply&)> learn = {}) {
+    if (!cache_can_answer) return flights.run(key, std::move(work), std::move(done));
+    UpstreamReply waited;
+    waited.outcome = UpstreamReply::Outcome::timed_out;
+    waited.detail = "no answer for " + std::to_string(kPatience.count() / 1000) + " s";
+    const auto silent = upstream.unanswered_for();
+    if (silent >= kPatience) return done(waited);
+    auto claimed = std::make_shared<std::atomic<bool>>(false);
+    flights.run(key, std::move(work), [claimed, done, learn](const UpstreamReply& u) {
+      if (!claimed->exchange(true)) return done(u);
+      if (learn) learn(u);
+    });
+    timer.after(kPatience - silent, [claimed, done, waited] {
+      if (!claimed->exchange(true)) done(waited);
+    });
+  }
+
   void head(const CallPtr& c, const std::string& rev, const std::string& file,
-            std::function<void(const UpstreamReply&)> then) {
+            std::function<void(const UpstreamReply&)> then, bool cache_can_answer = false,
+            std::function<void(const UpstreamReply&)> learn = {}) {
     const std::string key = "head|" + token_tag(c) + "|" + c->cache->folder_name() + "|" + rev + "|" + file;
     const RepoType type = c->t.type;
     const std::string repo = c->t.repo_id;
     const auto token = c->up_token;
-    flights.run(
+    ask(
         key, [this, type, repo, rev, file, token] { return head_resolve(type, repo, rev, file, token, "resolve"); },
-        std::move(then));
+        std::move(then), cache_can_answer, std::move(learn));
   }
 
   // ---- gates ----------------------------------------------------------------------
@@ -472,30 +506,38 @@ struct Mirror::Impl {
   void visibility(const CallPtr& c, std::function<void(Visibility)> then) {
     if (auto v = access.visibility(c->t.type, c->t.repo_id)) return then(*v);
     const std::string path = "/api/" + std::string(layout::api_collection(c->t.type)) + "/" + c->t.repo_id;
-    flights.run(
+    const RepoType type = c->t.type;
+    const std::string repo = c->t.repo_id;
+    ask(
         "vis|" + c->cache->folder_name(), [this, path] { return upstream.send("GET", path, std::nullopt, "access"); },
         [this, c, then](const UpstreamReply& u) {
-          std::optional<Visibility> v;
-          if (u.ok()) {
-            auto j = json::parse(u.body, nullptr, false);
-            const bool is_private =
-                j.is_object() && j.contains("private") && j["private"].is_boolean() && j["private"].get<bool>();
-            const bool gated = j.is_object() && j.contains("gated") &&
-                               !(j["gated"].is_boolean() && !j["gated"].get<bool>()) && !j["gated"].is_null();
-            v = is_private ? Visibility::restricted : gated ? Visibility::gated : Visibility::open;
-          } else if (u.answered() && (u.status == 401 || u.status == 403 || u.status == 404)) {
-            v = Visibility::restricted;  // private, or missing: the Hub does not say which
-          } else if (u.redirect()) {
-            return then(Visibility::open);  // a renamed repo: the request itself will be redirected
-          }
-          if (v) {
+          if (u.redirect()) return then(Visibility::open);  // a renamed repo: the request itself will be redirected
+          if (auto v = visibility_of(u)) {
             access.set_visibility(c->t.type, c->t.repo_id, *v);
             return then(*v);
           }
           if (auto last = access.last_visibility(c->t.type, c->t.repo_id)) return then(*last);
-          c->reply(
-              unavailable(c, u, "whether " + std::string(to_string(c->t.type)) + " '" + c->t.repo_id + "' is public"));
+          c->reply(unavailable(c, u, std::string(to_string(c->t.type)) + " '" + c->t.repo_id + "'"));
+        },
+        access.last_visibility(type, repo).has_value(),
+        [this, type, repo](const UpstreamReply& u) {
+          if (auto v = visibility_of(u)) access.set_visibility(type, repo, *v);
         });
+  }
+
+  // What an anonymous repo-info answer says of the repo's visibility, if it says.
+  static std::optional<Visibility> visibility_of(const UpstreamReply& u) {
+    if (u.ok()) {
+      auto j = json::parse(u.body, nullptr, false);
+      const bool is_private =
+          j.is_object() && j.contains("private") && j["private"].is_boolean() && j["private"].get<bool>();
+      const bool gated = j.is_object() && j.contains("gated") &&
+                         !(j["gated"].is_boolean() && !j["gated"].get<bool>()) && !j["gated"].is_null();
+      return is_private ? Visibility::restricted : gated ? Visibility::gated : Visibility::open;
+    }
+    if (u.answered() && (u.status == 401 || u.status == 403 || u.status == 404))
+      return Visibility::restricted;  // private, or missing: the Hub does not say which
+    return std::nullopt;
   }
 
   // Does the upstream let `token` read this repo? A HEAD of the requested file (or
@@ -590,7 +632,8 @@ struct Mirror::Impl {
     metrics.add("hubcache_cache_misses_total", {{"kind", "revision"}});
     const std::string path = "/api/" + std::string(layout::api_collection(c->t.type)) + "/" + c->t.repo_id +
                              "/revision/" + layout::quote(rev, "");
-    flights.run(
+    const store::RepoCache cache = *c->cache;
+    ask(
         "info|" + token_tag(c) + "|" + c->cache->folder_name() + "|" + rev + "|",
         [this, path, token = c->up_token] { return upstream.send("GET", path, token, "api"); },
         [this, c, rev, known, then](const UpstreamReply& u) {
@@ -612,7 +655,19 @@ struct Mirror::Impl {
           }
           // Plain serve would answer "revision not found": a claim the cache cannot make.
           c->reply(unavailable(c, u, "revision '" + rev + "'"));
-        });
+        },
+        known.has_value(), [this, cache, rev](const UpstreamReply& u) { learn_revision(cache, rev, "", u); });
+  }
+
+  // A revision answer that came after the request was answered from the cache.
+  void learn_revision(const store::RepoCache& cache, const std::string& rev, const std::string& query,
+                      const UpstreamReply& u) {
+    if (!u.ok()) return;
+    std::string body = strip_xet_json(u.body);
+    if (auto sha = hub::parse_revision_commit(body)) {
+      revisions.learned(cache, rev, *sha);
+      listings.put("info|" + cache.folder_name() + "|" + *sha + "|" + query, std::move(body));
+    }
   }
 
   void stale(const CallPtr& c, const UpstreamReply& u, const std::string& commit) {
@@ -634,13 +689,18 @@ struct Mirror::Impl {
     return loc && !is_relative(*loc);  // an LFS file's redirect to its CDN
   }
 
-  std::optional<hub::FileMetadata> metadata(const CallPtr& c, const UpstreamReply& u) {
+  hub::Context hub_context(const CallPtr& c) const {
     hub::Context ctx;
     ctx.endpoint = upstream.base();
     ctx.type = c->t.type;
     ctx.repo_id = c->t.repo_id;
     ctx.revision = c->t.revision;
     ctx.file = c->t.path;
+    return ctx;
+  }
+
+  std::optional<hub::FileMetadata> metadata(const CallPtr& c, const UpstreamReply& u) {
+    const hub::Context ctx = hub_context(c);
     try {
       return hub::parse_file_metadata(u.headers, u.redirect(), ctx);
     } catch (const Error& e) {
@@ -666,30 +726,50 @@ struct Mirror::Impl {
       return at_commit(c, known->commit);
     }
     metrics.add("hubcache_cache_misses_total", {{"kind", "revision"}});
-    head(c, rev, file, [this, c, known, rev, file](const UpstreamReply& u) {
-      if (is_metadata_answer(u)) {
-        auto meta = metadata(c, u);
-        if (!meta) return;
-        revisions.learned(*c->cache, rev, meta->commit);
-        revisions.remember(*c->cache, meta->commit, file, FileFacts{meta->etag, meta->size});
-        return at_commit(c, meta->commit);
-      }
-      if (u.answered() && u.status == 404 && header_or(u.headers, "X-Error-Code") == "EntryNotFound") {
-        const std::string commit = header_or(u.headers, "X-Repo-Commit");
-        if (layout::is_commit_hash(commit)) {
-          revisions.learned(*c->cache, rev, commit);
-          revisions.missing(*c->cache, commit, file);
-          return c->reply(entry_not_found(c, commit));
-        }
-        return c->reply(replay(c, u));
-      }
-      if (u.answered() && !u.upstream_error()) return c->reply(replay(c, u));
-      if (known) {
-        stale(c, u, known->commit);
-        return at_commit(c, known->commit);
-      }
-      c->reply(unavailable(c, u, "'" + file + "' at '" + rev + "'"));
-    });
+    head(
+        c, rev, file,
+        [this, c, known, rev, file](const UpstreamReply& u) {
+          if (is_metadata_answer(u)) {
+            auto meta = metadata(c, u);
+            if (!meta) return;
+            revisions.learned(*c->cache, rev, meta->commit);
+            revisions.remember(*c->cache, meta->commit, file, FileFacts{meta->etag, meta->size});
+            return at_commit(c, meta->commit);
+          }
+          if (u.answered() && u.status == 404 && header_or(u.headers, "X-Error-Code") == "EntryNotFound") {
+            const std::string commit = header_or(u.headers, "X-Repo-Commit");
+            if (layout::is_commit_hash(commit)) {
+              revisions.learned(*c->cache, rev, commit);
+              revisions.missing(*c->cache, commit, file);
+              return c->reply(entry_not_found(c, commit));
+            }
+            return c->reply(replay(c, u));
+          }
+          if (u.answered() && !u.upstream_error()) return c->reply(replay(c, u));
+          if (known) {
+            stale(c, u, known->commit);
+            return at_commit(c, known->commit);
+          }
+          c->reply(unavailable(c, u, "'" + file + "' at '" + rev + "'"));
+        },
+        known.has_value(),
+        [this, cache = *c->cache, ctx = hub_context(c), rev, file](const UpstreamReply& u) {
+          // What a late answer says is kept: the branch's commit, the file's facts or absence.
+          if (is_metadata_answer(u)) {
+            try {
+              const auto meta = hub::parse_file_metadata(u.headers, u.redirect(), ctx);
+              revisions.learned(cache, rev, meta.commit);
+              revisions.remember(cache, meta.commit, file, FileFacts{meta.etag, meta.size});
+            } catch (const Error&) {
+            }
+          } else if (u.answered() && u.status == 404 && header_or(u.headers, "X-Error-Code") == "EntryNotFound") {
+            const std::string commit = header_or(u.headers, "X-Repo-Commit");
+            if (layout::is_commit_hash(commit)) {
+              revisions.learned(cache, rev, commit);
+              revisions.missing(cache, commit, file);
+            }
+          }
+        });
   }
 
   void at_commit(const CallPtr& c, const std::string& commit) {
@@ -989,7 +1069,8 @@ struct Mirror::Impl {
     std::string path = "/api/" + std::string(layout::api_collection(c->t.type)) + "/" + c->t.repo_id;
     if (!rev.empty()) path += "/revision/" + layout::quote(rev, "");
     if (!c->t.query.empty()) path += "?" + c->t.query;
-    flights.run(
+    const store::RepoCache cache = *c->cache;
+    ask(
         "info|" + token_tag(c) + "|" + c->cache->folder_name() + "|" + rev + "|" + query,
         [this, path, token = c->up_token] { return upstream.send("GET", path, token, "api"); },
         [this, c, rev, query, known, pinned](const UpstreamReply& u) {
@@ -1008,7 +1089,9 @@ struct Mirror::Impl {
               return c->reply(json_reply(c, *hit, pinned));
             }
           stale_info(c, u);
-        });
+        },
+        known && listings.get(info_key(c, known->commit, query)) != nullptr,
+        [this, cache, rev, query](const UpstreamReply& u) { learn_revision(cache, rev, query, u); });
   }
 
   void remember_entries(const CallPtr& c, const std::string& commit, const json& entries) {
@@ -1409,6 +1492,7 @@ Metrics& Mirror::metrics() { return impl_->metrics; }
 void Mirror::stop() {
   if (!impl_) return;
   impl_->fills->stop();
+  impl_->timer.stop();  // calls waiting on it are answered by their upstream answer
   impl_->pool.stop();
 }
 

@@ -402,6 +402,62 @@ TEST_F(Mirror, UpstreamDownAPartlyCachedCommitIsNeverListedAsWhole) {
       false);
 }
 
+// An upstream that accepts connections and never answers (a black-holed Hub): what
+// the cache holds is still answered well within a client's 10 s timeout, every time,
+// not after the mirror's own upstream timeout. The bounds only tell "waits for the
+// upstream's timeout (10 s)" from "does not".
+TEST_F(Mirror, AHangingUpstreamDoesNotHoldBackWhatTheCacheCanAnswer) {
+  server->add_file("org/m", "a.txt", "cached text");
+  server->add_file("org/m", "w.bin", test_bytes(300'000, 41), true);
+  server->add_file("org/m", "b.txt", "never fetched");
+  const std::string commit = server->commit_of("org/m");
+  auto m = mirror({"--revalidate", "0"});  // every request asks upstream first: the worst case
+  ASSERT_EQ(
+      run_cli({"download", "org/m", "--include", "a.txt", "--include", "w.bin", "--cache-dir", (dir / "warm").string()},
+              client_env(m->url()))
+          .exit_code,
+      0);
+  FaultServer::Faults hang;
+  hang.hang = true;
+  server->set_faults(hang);
+
+  // The first request after the upstream starts hanging: a hubcache client (10 s timeout).
+  auto start = Clock::now();
+  RunResult r =
+      run_cli({"download", "org/m", "a.txt", "--cache-dir", (dir / "c0").string(), "-q"}, client_env(m->url()), 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.err << "\nmirror log:\n" << m->log();
+  EXPECT_LT(Clock::now() - start, 8s);
+  // Past the mirror's own upstream timeout (10 s): the requests that timed out, and the
+  // probes that test the upstream again, must not hold anyone back either.
+  const auto hung = start;
+  for (int i = 0; i < 3 || Clock::now() - hung < 13s; ++i) {
+    for (const std::string& url : {m->url() + "/org/m/resolve/main/a.txt", m->url() + "/org/m/resolve/main/w.bin",
+                                   m->url() + "/org/m/resolve/" + commit + "/a.txt"}) {
+      start = Clock::now();
+      RunResult c = curl({"-sL", "-o", "/dev/null", "-w", "%{http_code}", url}, 60s);
+      const auto took = Clock::now() - start;
+      EXPECT_EQ(c.out, "200") << url;
+      EXPECT_LT(took, 6s) << url << " took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                          << " ms";
+    }
+  }
+  r = run_cli({"download", "org/m", "w.bin", "--cache-dir", (dir / "c1").string(), "-q"}, client_env(m->url()), 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // What the cache cannot answer fails at once while the mirror's probe waits on the
+  // upstream (the circuit breaker), rather than after the upstream timeout: a file the
+  // listing named (b.txt) and one the mirror knows nothing of.
+  for (const std::string file : {"b.txt", "unheard-of.txt"}) {
+    start = Clock::now();
+    RunResult b = curl({"-o", "/dev/null", "-w", "%{http_code}", m->url() + "/org/m/resolve/" + commit + "/" + file});
+    EXPECT_TRUE(b.out == "502" || b.out == "504") << file << ": " << b.out;
+    EXPECT_LT(Clock::now() - start, 6s) << file;
+  }
+  const std::string page = metrics_of(*m);
+  EXPECT_NE(page.find("status=\"down\""), std::string::npos) << "the circuit breaker held requests back:\n" << page;
+  EXPECT_GE(metric(page, "hubcache_stale_answers_total"), 1);
+  server->set_faults({});
+}
+
 TEST_F(Mirror, GatedAndPrivateReposNeedTheClientsOwnTokenEvenWhenCached) {
   server->add_file("org/private", "a.txt", "secret");
   server->set_private("org/private", "hf_owner");
