@@ -176,8 +176,10 @@ struct Mirror::Impl {
     FillSettings fs_settings;
     fs_settings.upstream = upstream.base();
     fs_settings.connections = opts.connections;
-    fills = std::make_unique<Fills>(fs_settings, metrics, [this](const FillJob&, std::uint64_t bytes) {
-      if (space) space->added(bytes);
+    fills = std::make_unique<Fills>(fs_settings, metrics, [this](const FillJob& job, std::uint64_t bytes) {
+      if (space)
+        space->added(bytes, store::RepoCache(job.root, job.repo_id, job.type).blob_path(job.meta.etag),
+                     job.repo_id + "/" + job.file);
     });
     if (opts.max_size)
       space = std::make_unique<SpaceKeeper>(
@@ -205,7 +207,7 @@ struct Mirror::Impl {
                     T::counter);
     metrics.declare("hubcache_upstream_requests_total",
                     "Requests to the upstream Hub, by kind and status (error: no answer; held: the rate gate was "
-                    "closed).",
+                    "closed; down: not sent, the upstream gave no answer and another request tests it).",
                     T::counter);
     metrics.declare("hubcache_upstream_bytes_total", "File bytes fetched from upstream by this process.", T::counter);
     metrics.declare("hubcache_upstream_fills_total",

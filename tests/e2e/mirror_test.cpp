@@ -658,6 +658,23 @@ TEST_F(Mirror, MaxSizeKeepsTheCacheUnderItsLimit) {
   EXPECT_GE(report.repos.size(), 1u) << "the most recent stays";
 }
 
+// A limit smaller than a file asked for: the file is deleted again after each fetch,
+// and the log says so in one clear line instead of refetching it silently.
+TEST_F(Mirror, AMaxSizeTooSmallForAFileSaysSo) {
+  server->add_file("org/big", "w.bin", test_bytes(400'000, 42), true);
+  auto m = mirror({"--max-size", "100k"});
+  ASSERT_EQ(
+      run_cli({"download", "org/big", "w.bin", "--cache-dir", (dir / "c").string()}, client_env(m->url())).exit_code,
+      0);
+  bool said = false;
+  for (int i = 0; i < 500 && !said; ++i) {  // the gc runs on its own thread after the fill (bounded wait)
+    said = m->log().find("is too small for what clients ask") != std::string::npos;
+    if (!said) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(said) << m->log();
+  EXPECT_NE(m->log().find("org/big/w.bin, 400000 bytes"), std::string::npos) << m->log();
+}
+
 TEST_F(Mirror, BadFlagsAreRefusedWithTheReason) {
   const std::string c = cache().string();
   fs::create_directories(c);
