@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <map>
@@ -44,6 +45,7 @@
 #include "store/repo_cache.hpp"
 #include "store/tree_cache.hpp"
 #include "util/fs.hpp"
+#include "util/hash.hpp"
 
 namespace hubcache::mirror {
 
@@ -78,6 +80,7 @@ struct Call {
   std::optional<std::string> up_token;      // what upstream requests for this call carry
   Visibility vis = Visibility::open;
   std::atomic<bool> answered{false};
+  std::atomic<bool> stale{false};  // counted once as a stale answer
 
   bool api() const { return t.kind != Target::Kind::resolve && t.kind != Target::Kind::blob; }
   std::string what() const {
@@ -147,6 +150,7 @@ struct Mirror::Impl {
   Upstream upstream;
   WorkerPool pool;
   SingleFlight<UpstreamReply> flights;
+  Timer timer;
   Revisions revisions;
   AccessCache access;
   ListingCache listings;
@@ -172,8 +176,10 @@ struct Mirror::Impl {
     FillSettings fs_settings;
     fs_settings.upstream = upstream.base();
     fs_settings.connections = opts.connections;
-    fills = std::make_unique<Fills>(fs_settings, metrics, [this](const FillJob&, std::uint64_t bytes) {
-      if (space) space->added(bytes);
+    fills = std::make_unique<Fills>(fs_settings, metrics, [this](const FillJob& job, std::uint64_t bytes) {
+      if (space)
+        space->added(bytes, store::RepoCache(job.root, job.repo_id, job.type).blob_path(job.meta.etag),
+                     job.repo_id + "/" + job.file);
     });
     if (opts.max_size)
       space = std::make_unique<SpaceKeeper>(
@@ -201,7 +207,7 @@ struct Mirror::Impl {
                     T::counter);
     metrics.declare("hubcache_upstream_requests_total",
                     "Requests to the upstream Hub, by kind and status (error: no answer; held: the rate gate was "
-                    "closed).",
+                    "closed; down: not sent, the upstream gave no answer and another request tests it).",
                     T::counter);
     metrics.declare("hubcache_upstream_bytes_total", "File bytes fetched from upstream by this process.", T::counter);
     metrics.declare("hubcache_upstream_fills_total",
@@ -371,15 +377,48 @@ struct Mirror::Impl {
     return u;
   }
 
+  // How long a request the cache can answer (a branch's last known commit, a repo's
+  // last known visibility) waits for the upstream before it is answered from the cache.
+  // Well under a client's own timeout (10 s for hubcache and huggingface_hub's HEAD),
+  // and long enough for a Hub that is only slow to answer most of the time.
+  static constexpr std::chrono::milliseconds kPatience{2000};
+
+  // An upstream request through its flight. `cache_can_answer`: `done` handles "no
+  // answer" from the cache, and gets that as soon as the upstream has been silent for
+  // kPatience (counted from the oldest request still unanswered, so a request joining
+  // a flight that already waits, or arriving while another hangs, waits no longer).
+  // The upstream's answer, when it comes after that, only goes to `learn` (what it says
+  // is kept for the next requests). Without `cache_can_answer` the request waits for the
+  // upstream's answer or its timeout, unless the circuit breaker (Upstream::exchange)
+  // fails it at once.
+  void ask(const std::string& key, std::function<UpstreamReply()> work, std::function<void(const UpstreamReply&)> done,
+           bool cache_can_answer = false, std::function<void(const UpstreamReply&)> learn = {}) {
+    if (!cache_can_answer) return flights.run(key, std::move(work), std::move(done));
+    UpstreamReply waited;
+    waited.outcome = UpstreamReply::Outcome::timed_out;
+    waited.detail = "no answer for " + std::to_string(kPatience.count() / 1000) + " s";
+    const auto silent = upstream.unanswered_for();
+    if (silent >= kPatience) return done(waited);
+    auto claimed = std::make_shared<std::atomic<bool>>(false);
+    flights.run(key, std::move(work), [claimed, done, learn](const UpstreamReply& u) {
+      if (!claimed->exchange(true)) return done(u);
+      if (learn) learn(u);
+    });
+    timer.after(kPatience - silent, [claimed, done, waited] {
+      if (!claimed->exchange(true)) done(waited);
+    });
+  }
+
   void head(const CallPtr& c, const std::string& rev, const std::string& file,
-            std::function<void(const UpstreamReply&)> then) {
+            std::function<void(const UpstreamReply&)> then, bool cache_can_answer = false,
+            std::function<void(const UpstreamReply&)> learn = {}) {
     const std::string key = "head|" + token_tag(c) + "|" + c->cache->folder_name() + "|" + rev + "|" + file;
     const RepoType type = c->t.type;
     const std::string repo = c->t.repo_id;
     const auto token = c->up_token;
-    flights.run(
+    ask(
         key, [this, type, repo, rev, file, token] { return head_resolve(type, repo, rev, file, token, "resolve"); },
-        std::move(then));
+        std::move(then), cache_can_answer, std::move(learn));
   }
 
   // ---- gates ----------------------------------------------------------------------
@@ -469,30 +508,38 @@ struct Mirror::Impl {
   void visibility(const CallPtr& c, std::function<void(Visibility)> then) {
     if (auto v = access.visibility(c->t.type, c->t.repo_id)) return then(*v);
     const std::string path = "/api/" + std::string(layout::api_collection(c->t.type)) + "/" + c->t.repo_id;
-    flights.run(
+    const RepoType type = c->t.type;
+    const std::string repo = c->t.repo_id;
+    ask(
         "vis|" + c->cache->folder_name(), [this, path] { return upstream.send("GET", path, std::nullopt, "access"); },
         [this, c, then](const UpstreamReply& u) {
-          std::optional<Visibility> v;
-          if (u.ok()) {
-            auto j = json::parse(u.body, nullptr, false);
-            const bool is_private =
-                j.is_object() && j.contains("private") && j["private"].is_boolean() && j["private"].get<bool>();
-            const bool gated = j.is_object() && j.contains("gated") &&
-                               !(j["gated"].is_boolean() && !j["gated"].get<bool>()) && !j["gated"].is_null();
-            v = is_private ? Visibility::restricted : gated ? Visibility::gated : Visibility::open;
-          } else if (u.answered() && (u.status == 401 || u.status == 403 || u.status == 404)) {
-            v = Visibility::restricted;  // private, or missing: the Hub does not say which
-          } else if (u.redirect()) {
-            return then(Visibility::open);  // a renamed repo: the request itself will be redirected
-          }
-          if (v) {
+          if (u.redirect()) return then(Visibility::open);  // a renamed repo: the request itself will be redirected
+          if (auto v = visibility_of(u)) {
             access.set_visibility(c->t.type, c->t.repo_id, *v);
             return then(*v);
           }
           if (auto last = access.last_visibility(c->t.type, c->t.repo_id)) return then(*last);
-          c->reply(
-              unavailable(c, u, "whether " + std::string(to_string(c->t.type)) + " '" + c->t.repo_id + "' is public"));
+          c->reply(unavailable(c, u, std::string(to_string(c->t.type)) + " '" + c->t.repo_id + "'"));
+        },
+        access.last_visibility(type, repo).has_value(),
+        [this, type, repo](const UpstreamReply& u) {
+          if (auto v = visibility_of(u)) access.set_visibility(type, repo, *v);
         });
+  }
+
+  // What an anonymous repo-info answer says of the repo's visibility, if it says.
+  static std::optional<Visibility> visibility_of(const UpstreamReply& u) {
+    if (u.ok()) {
+      auto j = json::parse(u.body, nullptr, false);
+      const bool is_private =
+          j.is_object() && j.contains("private") && j["private"].is_boolean() && j["private"].get<bool>();
+      const bool gated = j.is_object() && j.contains("gated") &&
+                         !(j["gated"].is_boolean() && !j["gated"].get<bool>()) && !j["gated"].is_null();
+      return is_private ? Visibility::restricted : gated ? Visibility::gated : Visibility::open;
+    }
+    if (u.answered() && (u.status == 401 || u.status == 403 || u.status == 404))
+      return Visibility::restricted;  // private, or missing: the Hub does not say which
+    return std::nullopt;
   }
 
   // Does the upstream let `token` read this repo? A HEAD of the requested file (or
@@ -587,7 +634,8 @@ struct Mirror::Impl {
     metrics.add("hubcache_cache_misses_total", {{"kind", "revision"}});
     const std::string path = "/api/" + std::string(layout::api_collection(c->t.type)) + "/" + c->t.repo_id +
                              "/revision/" + layout::quote(rev, "");
-    flights.run(
+    const store::RepoCache cache = *c->cache;
+    ask(
         "info|" + token_tag(c) + "|" + c->cache->folder_name() + "|" + rev + "|",
         [this, path, token = c->up_token] { return upstream.send("GET", path, token, "api"); },
         [this, c, rev, known, then](const UpstreamReply& u) {
@@ -607,11 +655,25 @@ struct Mirror::Impl {
             stale(c, u, known->commit);
             return then(known->commit);
           }
-          c->reply(from_cache(c));
-        });
+          // Plain serve would answer "revision not found": a claim the cache cannot make.
+          c->reply(unavailable(c, u, "revision '" + rev + "'"));
+        },
+        known.has_value(), [this, cache, rev](const UpstreamReply& u) { learn_revision(cache, rev, "", u); });
+  }
+
+  // A revision answer that came after the request was answered from the cache.
+  void learn_revision(const store::RepoCache& cache, const std::string& rev, const std::string& query,
+                      const UpstreamReply& u) {
+    if (!u.ok()) return;
+    std::string body = strip_xet_json(u.body);
+    if (auto sha = hub::parse_revision_commit(body)) {
+      revisions.learned(cache, rev, *sha);
+      listings.put("info|" + cache.folder_name() + "|" + *sha + "|" + query, std::move(body));
+    }
   }
 
   void stale(const CallPtr& c, const UpstreamReply& u, const std::string& commit) {
+    if (c->stale.exchange(true)) return;
     metrics.add("hubcache_stale_answers_total", {});
     log("upstream " + upstream.base() + " unavailable (" +
         (u.answered()                                 ? "HTTP " + std::to_string(u.status)
@@ -629,13 +691,18 @@ struct Mirror::Impl {
     return loc && !is_relative(*loc);  // an LFS file's redirect to its CDN
   }
 
-  std::optional<hub::FileMetadata> metadata(const CallPtr& c, const UpstreamReply& u) {
+  hub::Context hub_context(const CallPtr& c) const {
     hub::Context ctx;
     ctx.endpoint = upstream.base();
     ctx.type = c->t.type;
     ctx.repo_id = c->t.repo_id;
     ctx.revision = c->t.revision;
     ctx.file = c->t.path;
+    return ctx;
+  }
+
+  std::optional<hub::FileMetadata> metadata(const CallPtr& c, const UpstreamReply& u) {
+    const hub::Context ctx = hub_context(c);
     try {
       return hub::parse_file_metadata(u.headers, u.redirect(), ctx);
     } catch (const Error& e) {
@@ -661,30 +728,50 @@ struct Mirror::Impl {
       return at_commit(c, known->commit);
     }
     metrics.add("hubcache_cache_misses_total", {{"kind", "revision"}});
-    head(c, rev, file, [this, c, known, rev, file](const UpstreamReply& u) {
-      if (is_metadata_answer(u)) {
-        auto meta = metadata(c, u);
-        if (!meta) return;
-        revisions.learned(*c->cache, rev, meta->commit);
-        revisions.remember(*c->cache, meta->commit, file, FileFacts{meta->etag, meta->size});
-        return at_commit(c, meta->commit);
-      }
-      if (u.answered() && u.status == 404 && header_or(u.headers, "X-Error-Code") == "EntryNotFound") {
-        const std::string commit = header_or(u.headers, "X-Repo-Commit");
-        if (layout::is_commit_hash(commit)) {
-          revisions.learned(*c->cache, rev, commit);
-          revisions.missing(*c->cache, commit, file);
-          return c->reply(entry_not_found(c, commit));
-        }
-        return c->reply(replay(c, u));
-      }
-      if (u.answered() && !u.upstream_error()) return c->reply(replay(c, u));
-      if (known) {
-        stale(c, u, known->commit);
-        return at_commit(c, known->commit);
-      }
-      c->reply(unavailable(c, u, "'" + file + "' at '" + rev + "'"));
-    });
+    head(
+        c, rev, file,
+        [this, c, known, rev, file](const UpstreamReply& u) {
+          if (is_metadata_answer(u)) {
+            auto meta = metadata(c, u);
+            if (!meta) return;
+            revisions.learned(*c->cache, rev, meta->commit);
+            revisions.remember(*c->cache, meta->commit, file, FileFacts{meta->etag, meta->size});
+            return at_commit(c, meta->commit);
+          }
+          if (u.answered() && u.status == 404 && header_or(u.headers, "X-Error-Code") == "EntryNotFound") {
+            const std::string commit = header_or(u.headers, "X-Repo-Commit");
+            if (layout::is_commit_hash(commit)) {
+              revisions.learned(*c->cache, rev, commit);
+              revisions.missing(*c->cache, commit, file);
+              return c->reply(entry_not_found(c, commit));
+            }
+            return c->reply(replay(c, u));
+          }
+          if (u.answered() && !u.upstream_error()) return c->reply(replay(c, u));
+          if (known) {
+            stale(c, u, known->commit);
+            return at_commit(c, known->commit);
+          }
+          c->reply(unavailable(c, u, "'" + file + "' at '" + rev + "'"));
+        },
+        known.has_value(),
+        [this, cache = *c->cache, ctx = hub_context(c), rev, file](const UpstreamReply& u) {
+          // What a late answer says is kept: the branch's commit, the file's facts or absence.
+          if (is_metadata_answer(u)) {
+            try {
+              const auto meta = hub::parse_file_metadata(u.headers, u.redirect(), ctx);
+              revisions.learned(cache, rev, meta.commit);
+              revisions.remember(cache, meta.commit, file, FileFacts{meta.etag, meta.size});
+            } catch (const Error&) {
+            }
+          } else if (u.answered() && u.status == 404 && header_or(u.headers, "X-Error-Code") == "EntryNotFound") {
+            const std::string commit = header_or(u.headers, "X-Repo-Commit");
+            if (layout::is_commit_hash(commit)) {
+              revisions.learned(cache, rev, commit);
+              revisions.missing(cache, commit, file);
+            }
+          }
+        });
   }
 
   void at_commit(const CallPtr& c, const std::string& commit) {
@@ -984,7 +1071,8 @@ struct Mirror::Impl {
     std::string path = "/api/" + std::string(layout::api_collection(c->t.type)) + "/" + c->t.repo_id;
     if (!rev.empty()) path += "/revision/" + layout::quote(rev, "");
     if (!c->t.query.empty()) path += "?" + c->t.query;
-    flights.run(
+    const store::RepoCache cache = *c->cache;
+    ask(
         "info|" + token_tag(c) + "|" + c->cache->folder_name() + "|" + rev + "|" + query,
         [this, path, token = c->up_token] { return upstream.send("GET", path, token, "api"); },
         [this, c, rev, query, known, pinned](const UpstreamReply& u) {
@@ -1002,8 +1090,10 @@ struct Mirror::Impl {
               stale(c, u, known->commit);
               return c->reply(json_reply(c, *hit, pinned));
             }
-          c->reply(from_cache(c));
-        });
+          stale_info(c, u);
+        },
+        known && listings.get(info_key(c, known->commit, query)) != nullptr,
+        [this, cache, rev, query](const UpstreamReply& u) { learn_revision(cache, rev, query, u); });
   }
 
   void remember_entries(const CallPtr& c, const std::string& commit, const json& entries) {
@@ -1020,13 +1110,210 @@ struct Mirror::Impl {
     }
   }
 
+  // ---- answers while the upstream cannot be asked ---------------------------------
+  //
+  // A snapshot in the cache holds the files someone fetched, not every file of its
+  // commit: listing it as the commit would tell clients that the rest does not exist
+  // (and Python's snapshot_download would keep that partial listing in its
+  // trees/<commit>.json for good). So a listing is answered without the upstream only
+  // from one known to be complete: the recursive listing kept in memory, else the
+  // cache's trees/<commit>.json (written only whole, by the mirror or by a client).
+
+  std::optional<std::vector<hub::TreeFile>> complete_listing(const CallPtr& c, const std::string& commit) {
+    for (const char* flags : {"r", "re"})
+      if (auto kept = listings.get(tree_key(c, commit, "", flags))) {
+        try {
+          return hub::parse_tree_page(*kept);
+        } catch (const std::exception&) {
+        }
+      }
+    try {
+      return store::read_tree_cache(*c->cache, commit);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+
+  static std::string tree_key(const CallPtr& c, const std::string& commit, const std::string& base,
+                              const std::string& flags) {
+    return "tree|" + c->cache->folder_name() + "|" + commit + "|" + base + "|" + flags;
+  }
+
+  // A file's entry as the Hub's tree and paths-info list it (never its Xet hash: the
+  // mirror serves plain HTTP).
+  static json file_entry(const hub::TreeFile& f) {
+    json e = {{"type", "file"}, {"oid", f.blob_id}, {"size", f.size}};
+    if (!f.lfs_sha256.empty()) {
+      const std::string pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + f.lfs_sha256 + "\nsize " +
+                                  std::to_string(f.lfs_size) + "\n";
+      e["lfs"] = {{"oid", f.lfs_sha256}, {"size", f.lfs_size}, {"pointerSize", pointer.size()}};
+    }
+    e["path"] = f.path;
+    return e;
+  }
+  // What the mirror knows of one file (its blob name and size) as a tree entry.
+  static hub::TreeFile tree_file(const std::string& path, const FileFacts& facts) {
+    hub::TreeFile f;
+    f.path = path;
+    f.size = facts.size;
+    if (facts.lfs()) {
+      f.lfs_sha256 = facts.etag;
+      f.lfs_size = facts.size;
+      f.blob_id = util::git_blob_sha1_hex("version https://git-lfs.github.com/spec/v1\noid sha256:" + facts.etag +
+                                          "\nsize " + std::to_string(facts.size) + "\n");
+    } else {
+      f.blob_id = facts.etag;
+    }
+    return f;
+  }
+  // A folder's entry. Its git tree id is not in a file listing: a stable stand-in,
+  // the one plain `hubcache serve` gives (clients do not look folders up by id).
+  static json folder_entry(const std::string& commit, const std::string& path) {
+    return {{"type", "directory"},
+            {"oid", util::git_blob_sha1_hex("tree " + commit + " " + path)},
+            {"size", 0},
+            {"path", path}};
+  }
+
+  // Every entry (folders first, then files, each sorted) of a complete file list.
+  static std::map<std::string, json> entries_of(const std::string& commit, const std::vector<hub::TreeFile>& files) {
+    std::map<std::string, json> out;
+    for (const auto& f : files) {
+      for (auto slash = f.path.find('/'); slash != std::string::npos; slash = f.path.find('/', slash + 1)) {
+        const std::string d = f.path.substr(0, slash);
+        if (!out.count(d)) out.emplace(d, folder_entry(commit, d));
+      }
+      out[f.path] = file_entry(f);
+    }
+    return out;
+  }
+
+  // Nothing the cache holds answers this listing: 502 (504 when the upstream timed out).
+  void listing_unavailable(const CallPtr& c, const UpstreamReply& u, const std::string& commit) {
+    c->reply(unavailable(c, u, "the complete listing of " + c->what() + " (commit " + commit + ")"));
+  }
+
+  // The tree listing of `commit` without the upstream, from a complete listing.
+  void stale_tree(const CallPtr& c, const UpstreamReply& u, const std::string& commit, const std::string& base,
+                  bool recursive, bool expand) {
+    auto files = expand ? std::nullopt : complete_listing(c, commit);  // expand needs each file's last commit
+    if (!files) return listing_unavailable(c, u, commit);
+    const auto all = entries_of(commit, *files);
+    const std::string prefix = base.empty() ? "" : base + "/";
+    if (!base.empty()) {
+      auto it = all.find(base);
+      if (it != all.end() && it->second["type"] == "file")
+        return c->reply(error_reply(c, 404, "EntryNotFound", base + " is a file, not a folder"));
+      if (it == all.end()) return c->reply(error_reply(c, 404, "EntryNotFound", base + " does not exist"));
+    }
+    json dirs = json::array(), plain = json::array();
+    for (const auto& [path, e] : all) {
+      if (path.compare(0, prefix.size(), prefix) != 0 || path.size() == prefix.size()) continue;
+      if (!recursive && path.find('/', prefix.size()) != std::string::npos) continue;
+      (e["type"] == "directory" ? dirs : plain).push_back(e);
+    }
+    for (auto& e : plain) dirs.push_back(std::move(e));
+    stale(c, u, commit);
+    page(c, dirs.dump());
+  }
+
+  // The paths a paths-info request asks for (JSON or form body), and its expand flag.
+  static std::pair<std::vector<std::string>, bool> requested_paths(const Request& req) {
+    std::vector<std::string> paths;
+    bool expand = false;
+    auto body = json::parse(req.body, nullptr, false);
+    if (!body.is_discarded() && body.is_object()) {
+      if (body.contains("paths") && body["paths"].is_array())
+        for (const auto& p : body["paths"])
+          if (p.is_string()) paths.push_back(p.get<std::string>());
+      if (body.contains("expand") && body["expand"].is_boolean()) expand = body["expand"].get<bool>();
+    } else {
+      for (const auto& [k, values] : parse_query(req.body))
+        for (const auto& v : values) {
+          if (k == "paths") paths.push_back(v);
+          if (k == "expand") expand = v == "true" || v == "True" || v == "1";
+        }
+    }
+    for (auto& p : paths)
+      while (!p.empty() && p.back() == '/') p.pop_back();
+    return {paths, expand};
+  }
+
+  // paths-info at `commit` without the upstream: from a complete listing, else path by
+  // path from what the cache knows (a file present, or marked missing in .no_exist).
+  void stale_paths_info(const CallPtr& c, const UpstreamReply& u, const std::string& commit) {
+    const auto [paths, expand] = requested_paths(c->req);
+    if (expand) return listing_unavailable(c, u, commit);  // needs each file's last commit
+    json out = json::array();
+    if (auto files = complete_listing(c, commit)) {
+      const auto all = entries_of(commit, *files);
+      for (const auto& p : paths)
+        if (auto it = all.find(p); it != all.end()) out.push_back(it->second);
+    } else {
+      for (const auto& p : paths) {
+        if (auto facts = revisions.facts(*c->cache, commit, p)) {
+          out.push_back(file_entry(tree_file(p, *facts)));
+          continue;
+        }
+        // Whatever its age: a commit's files never change.
+        if (util::is_regular_file(c->cache->no_exist_path(commit, p))) continue;
+        return c->reply(unavailable(c, u, "whether '" + p + "' exists at commit " + commit));
+      }
+    }
+    stale(c, u, commit);
+    c->reply(json_reply(c, out.dump(), layout::is_commit_hash(c->t.revision)));
+  }
+
+  // Repo info without the upstream. Its file list (siblings) only from a complete
+  // listing; without siblings asked for, plain serve's answer from the cache is right.
+  void stale_info(const CallPtr& c, const UpstreamReply& u) {
+    const std::string rev = c->t.revision.empty() ? "main" : c->t.revision;
+    std::vector<std::string> expand;
+    for (const char* k : {"expand", "expand[]"})
+      if (auto it = c->t.params.find(k); it != c->t.params.end())
+        expand.insert(expand.end(), it->second.begin(), it->second.end());
+    auto known = revisions.lookup(*c->cache, rev);
+    if (!known) return c->reply(unavailable(c, u, c->what()));
+    if (!expand.empty() && std::find(expand.begin(), expand.end(), "siblings") == expand.end())
+      return c->reply(from_cache(c));
+    auto files = complete_listing(c, known->commit);
+    if (!files) return listing_unavailable(c, u, known->commit);
+    const bool blobs = c->t.flag("blobs");
+    json siblings = json::array();
+    for (const auto& f : *files) {
+      json s = {{"rfilename", f.path}};
+      if (blobs) {
+        s["size"] = f.size;
+        s["blobId"] = f.blob_id;
+        if (!f.lfs_sha256.empty())
+          s["lfs"] = {
+              {"sha256", f.lfs_sha256}, {"size", f.lfs_size}, {"pointerSize", file_entry(f)["lfs"]["pointerSize"]}};
+      }
+      siblings.push_back(std::move(s));
+    }
+    // Only what the mirror knows for sure; Hub clients take the other fields as optional.
+    json out = {{"id", c->t.repo_id}};
+    if (c->t.type == RepoType::model) out["modelId"] = c->t.repo_id;
+    out["sha"] = known->commit;
+    out["private"] = c->vis == Visibility::restricted;
+    out["gated"] = c->vis == Visibility::gated ? json("auto") : json(false);
+    out["siblings"] = std::move(siblings);
+    if (!expand.empty()) {
+      json some = {{"id", c->t.repo_id}};
+      for (const auto& k : expand)
+        if (out.contains(k)) some[k] = out[k];
+      out = std::move(some);
+    }
+    stale(c, u, known->commit);
+    c->reply(json_reply(c, out.dump(), layout::is_commit_hash(c->t.revision)));
+  }
+
   void on_tree(const CallPtr& c) {
     with_commit(c, [this, c](const std::string& commit) {
       const bool recursive = c->t.flag("recursive"), expand = c->t.flag("expand");
       std::string base = c->t.path;
       while (!base.empty() && base.back() == '/') base.pop_back();
-      const std::string key = "tree|" + c->cache->folder_name() + "|" + commit + "|" + base + "|" +
-                              (recursive ? "r" : "") + (expand ? "e" : "");
+      const std::string key = tree_key(c, commit, base, std::string(recursive ? "r" : "") + (expand ? "e" : ""));
       if (auto hit = listings.get(key)) {
         metrics.add("hubcache_cache_hits_total", {{"kind", "listing"}});
         return page(c, *hit);
@@ -1056,7 +1343,7 @@ struct Mirror::Impl {
               return page(c, body);
             }
             if (u.answered() && !u.upstream_error()) return c->reply(replay(c, u));
-            c->reply(from_cache(c));
+            stale_tree(c, u, commit, base, recursive, expand);
           });
     });
   }
@@ -1116,7 +1403,7 @@ struct Mirror::Impl {
               return c->reply(json_reply(c, std::move(body), pinned));
             }
             if (u.answered() && !u.upstream_error()) return c->reply(replay(c, u));
-            c->reply(from_cache(c));
+            stale_paths_info(c, u, commit);
           });
     });
   }
@@ -1207,6 +1494,7 @@ Metrics& Mirror::metrics() { return impl_->metrics; }
 void Mirror::stop() {
   if (!impl_) return;
   impl_->fills->stop();
+  impl_->timer.stop();  // calls waiting on it are answered by their upstream answer
   impl_->pool.stop();
 }
 

@@ -53,6 +53,15 @@ void SpaceKeeper::added(std::uint64_t bytes) {
   cv_.notify_all();
 }
 
+void SpaceKeeper::added(std::uint64_t bytes, const fs::path& blob, const std::string& what) {
+  {
+    std::lock_guard lock(mutex_);
+    if (fetched_.size() >= 256) fetched_.clear();
+    fetched_[blob.string()] = Fetched{what, bytes, std::chrono::steady_clock::now()};
+  }
+  added(bytes);
+}
+
 void SpaceKeeper::loop() {
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -95,6 +104,34 @@ std::uint64_t SpaceKeeper::collect() {
   std::lock_guard lock(mutex_);
   estimate_ = size > result.freed ? size - result.freed : 0;
   scanned_ = true;
+  // Files fetched in the last 10 minutes that this gc deleted: the limit does not fit
+  // what clients ask for. One line per gc, naming the largest.
+  std::size_t refetch = 0;
+  const Fetched* largest = nullptr;
+  for (auto it = fetched_.begin(); it != fetched_.end();) {
+    std::error_code ec;
+    if (std::chrono::steady_clock::now() - it->second.at > std::chrono::minutes(10)) {
+      it = fetched_.erase(it);
+    } else if (!fs::exists(it->first, ec) && !ec) {
+      ++refetch;
+      if (!largest || it->second.size > largest->size) largest = &it->second;
+      ++it;
+    } else {
+      ++it;
+    }
+  }
+  if (largest) {
+    std::fprintf(stderr,
+                 "mirror: --max-size %llu is too small for what clients ask: gc deleted %zu file(s) fetched in the "
+                 "last 10 minutes (largest: %s, %llu bytes), which the next request fetches again from the upstream; "
+                 "raise --max-size\n",
+                 static_cast<unsigned long long>(max_size_), refetch, largest->what.c_str(),
+                 static_cast<unsigned long long>(largest->size));
+    for (auto it = fetched_.begin(); it != fetched_.end();) {
+      std::error_code ec;
+      it = fs::exists(it->first, ec) || ec ? std::next(it) : fetched_.erase(it);
+    }
+  }
   return result.freed;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -44,6 +45,10 @@ class SpaceKeeper {
   // the first scan: added(0) at start-up), a gc runs on this object's thread (one at a
   // time; requests never wait for it).
   void added(std::uint64_t bytes);
+  // The same, for a file just fetched into `blob` (`what` names it in the log): a gc
+  // that deletes it again soon after says so, once, on stderr (a --max-size too small
+  // for the files asked makes every request fetch them again from the upstream).
+  void added(std::uint64_t bytes, const std::filesystem::path& blob, const std::string& what);
   // Scans the cache and, when it is over the limit, evicts least recently used
   // revisions down to 90% of it (so that it does not run again after every file).
   // Returns the bytes freed. Runs on the caller's thread.
@@ -61,6 +66,12 @@ class SpaceKeeper {
   bool scanned_ = false;
   bool wanted_ = false;
   bool stopping_ = false;
+  struct Fetched {
+    std::string what;
+    std::uint64_t size;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<std::string, Fetched> fetched_;  // recent fills, by blob path (bounded)
   std::thread thread_;
 };
 

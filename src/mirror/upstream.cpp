@@ -48,6 +48,27 @@ UpstreamReply Upstream::exchange(const std::string& method, const std::string& u
   req.body = body;
   req.connect_timeout = timeout_;
   req.read_timeout = timeout_;
+  // The circuit breaker. After a request got no answer, only one request at a time goes
+  // to the upstream (the probe) until one is answered; the others fail at once, as if
+  // that answer had been missed again, so their callers answer from the cache or with
+  // 502 right away instead of each waiting out the timeout (an upstream that hangs
+  // would otherwise hold every request, and a worker thread, for `timeout_`).
+  bool probe = false;
+  const auto sent = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(down_mutex_);
+    if (down_at_ != std::chrono::steady_clock::time_point{}) {
+      if (probing_) {
+        reply.outcome = down_outcome_;
+        const auto ago = std::chrono::duration_cast<std::chrono::seconds>(sent - down_at_).count();
+        reply.detail = down_why_ + "; no answer " + std::to_string(ago) + " s ago, not asked again until it answers";
+        metrics_.add("hubcache_upstream_requests_total", {{"kind", kind}, {"status", "down"}});
+        return reply;
+      }
+      probing_ = probe = true;
+    }
+    sent_.insert(sent);
+  }
   for (int attempt = 0;; ++attempt) {
     try {
       http::Response r = thread_client().perform(req);
@@ -65,11 +86,18 @@ UpstreamReply Upstream::exchange(const std::string& method, const std::string& u
   }
   metrics_.add("hubcache_upstream_requests_total",
                {{"kind", kind}, {"status", reply.answered() ? std::to_string(reply.status) : "error"}});
-  if (reply.answered()) {
+  {
     std::lock_guard lock(down_mutex_);
-    down_at_ = {};
-  } else {
-    mark_down(reply.detail);
+    sent_.erase(sent_.find(sent));
+    if (probe) probing_ = false;
+    if (reply.answered()) {
+      down_at_ = {};
+      answered_at_ = std::chrono::steady_clock::now();
+    } else {
+      down_at_ = std::chrono::steady_clock::now();
+      down_why_ = reply.detail;
+      down_outcome_ = reply.outcome;
+    }
   }
   if (reply.answered() && gate_.observe(reply.status, reply.headers)) {
     metrics_.add("hubcache_upstream_rate_limited_total", {});
@@ -82,6 +110,14 @@ void Upstream::mark_down(const std::string& why) const {
   std::lock_guard lock(down_mutex_);
   down_at_ = std::chrono::steady_clock::now();
   down_why_ = why;
+  down_outcome_ = why.find("timed out") != std::string::npos ? UpstreamReply::Outcome::timed_out
+                                                             : UpstreamReply::Outcome::unreachable;
+}
+
+std::chrono::milliseconds Upstream::unanswered_for() const {
+  std::lock_guard lock(down_mutex_);
+  if (sent_.empty() || answered_at_ >= *sent_.begin()) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - *sent_.begin());
 }
 
 std::optional<std::string> Upstream::down_recently(std::chrono::seconds window) const {

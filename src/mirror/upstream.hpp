@@ -7,6 +7,7 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "http/client.hpp"
@@ -69,6 +70,10 @@ class Upstream {
   std::optional<std::string> down_recently(std::chrono::seconds window) const;
   void mark_down(const std::string& why) const;
 
+  // How long the upstream has left a request unanswered with no other answer since that
+  // request was sent (0 when none waits): a hanging (or crawling) upstream.
+  std::chrono::milliseconds unanswered_for() const;
+
  private:
   UpstreamReply exchange(const std::string& method, const std::string& url, const std::optional<std::string>& token,
                          const std::string& kind, const std::string& body, const std::string& content_type) const;
@@ -77,9 +82,14 @@ class Upstream {
   RateGate& gate_;
   Metrics& metrics_;
   double timeout_;
+  // The circuit breaker (see exchange): state of the upstream's recent answers.
   mutable std::mutex down_mutex_;
-  mutable std::chrono::steady_clock::time_point down_at_{};
+  mutable std::chrono::steady_clock::time_point down_at_{};  // last request without an answer ({}: answered since)
   mutable std::string down_why_;
+  mutable UpstreamReply::Outcome down_outcome_ = UpstreamReply::Outcome::unreachable;
+  mutable bool probing_ = false;                                       // a request tests an upstream that is down
+  mutable std::multiset<std::chrono::steady_clock::time_point> sent_;  // requests waiting for their answer
+  mutable std::chrono::steady_clock::time_point answered_at_{};        // the last answer
 };
 
 }  // namespace hubcache::mirror

@@ -46,4 +46,47 @@ void WorkerPool::work() {
   }
 }
 
+Timer::Timer() : thread_([this] { work(); }) {}
+
+Timer::~Timer() { stop(); }
+
+void Timer::after(std::chrono::milliseconds delay, std::function<void()> job) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    jobs_.emplace(std::chrono::steady_clock::now() + delay, std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void Timer::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    jobs_.clear();
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Timer::work() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    if (jobs_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    const auto when = jobs_.begin()->first;
+    if (std::chrono::steady_clock::now() < when) {
+      cv_.wait_until(lock, when);
+      continue;
+    }
+    auto job = std::move(jobs_.begin()->second);
+    jobs_.erase(jobs_.begin());
+    lock.unlock();
+    job();  // may call after(): the lock is not held
+    lock.lock();
+  }
+}
+
 }  // namespace hubcache::mirror

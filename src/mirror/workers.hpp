@@ -2,6 +2,7 @@
 // however many requests want the same upstream answer at once, it is asked once.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -35,6 +36,27 @@ class WorkerPool {
   std::deque<std::function<void()>> jobs_;
   std::vector<std::thread> threads_;
   bool stopping_ = false;
+};
+
+// Runs jobs after a delay, on its own thread (jobs must be short: they answer from the
+// cache). stop() (or the destructor) drops what has not run yet and joins.
+class Timer {
+ public:
+  Timer();
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void after(std::chrono::milliseconds delay, std::function<void()> job);
+  void stop();
+
+ private:
+  void work();
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 // Joins concurrent calls with the same key: the first runs `work` on the pool, every

@@ -341,6 +341,123 @@ TEST_F(Mirror, UpstreamGoneCachedCommitsAndBranchesServedUncachedFilesFailClearl
   EXPECT_NE(m->log().find("mirror: The upstream"), std::string::npos) << "one line in the log: " << m->log();
 }
 
+// A commit the mirror holds only in part is never listed as if it were whole while the
+// upstream is down: a client would take the missing files for absent (and Python's
+// snapshot_download would write that partial listing to trees/<commit>.json for good).
+// A commit whose complete listing the mirror keeps is still listed, by a restarted
+// mirror too (from trees/<commit>.json).
+TEST_F(Mirror, UpstreamDownAPartlyCachedCommitIsNeverListedAsWhole) {
+  server->add_file("acme/tiny", "config.json", "{\"tiny\": true}");
+  server->add_file("acme/tiny", "model.safetensors", test_bytes(20'000, 31), true);
+  server->add_file("acme/full", "config.json", "{\"full\": true}");
+  server->add_file("acme/full", "sub/model.safetensors", test_bytes(20'000, 32), true);
+  const std::string tiny = server->commit_of("acme/tiny"), full = server->commit_of("acme/full");
+  auto m = mirror();
+  ASSERT_EQ(
+      run_cli({"download", "acme/tiny", "config.json", "--cache-dir", (dir / "w0").string()}, client_env(m->url()))
+          .exit_code,
+      0);
+  ASSERT_EQ(run_cli({"download", "acme/full", "--cache-dir", (dir / "w0").string()}, client_env(m->url())).exit_code,
+            0);
+  server.reset();  // the upstream is gone
+
+  RunResult r = run_cli({"download", "acme/tiny", "--cache-dir", (dir / "w1").string()}, client_env(m->url()));
+  EXPECT_NE(r.exit_code, 0) << "a whole-repo download with files missing must fail: " << r.out;
+  const std::string api = m->url() + "/api/models/acme/tiny";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {api + "/tree/" + tiny + "?recursive=true"},
+           {api + "/tree/main"},
+           {"-X", "POST", "-d", "paths=model.safetensors", api + "/paths-info/main"},
+           {"-X", "POST", "-d", "paths=config.json&paths=model.safetensors", api + "/paths-info/" + tiny},
+           {api + "/revision/main"},
+           {api}}) {
+    std::vector<std::string> a = {"-D", "-", "-o", "/dev/null"};
+    a.insert(a.end(), args.begin(), args.end());
+    RunResult h = curl(a);
+    EXPECT_NE(h.out.find(" 502"), std::string::npos) << args.back() << "\n" << h.out;
+    EXPECT_NE(header_of(h.out, "X-Error-Message").find("cannot be reached"), std::string::npos) << h.out;
+  }
+  // A path known present needs no listing.
+  RunResult known = curl({"-X", "POST", "-d", "paths=config.json", api + "/paths-info/main"});
+  EXPECT_NE(known.out.find("\"path\":\"config.json\""), std::string::npos) << known.out;
+
+  // acme/full: its listing was fetched whole (the client asked for the tree).
+  auto listed = [&](const std::string& url) {
+    RunResult t = curl({"-X", "POST", "-d", "paths=sub/model.safetensors", "-w", "\n%{http_code}",
+                        url + "/api/models/acme/full/paths-info/" + full});
+    EXPECT_NE(t.out.find("\"path\":\"sub/model.safetensors\""), std::string::npos) << t.out;
+    t = curl({"-w", "\n%{http_code}", url + "/api/models/acme/full/tree/main?recursive=true"});
+    EXPECT_EQ(t.out.substr(t.out.rfind('\n') + 1), "200") << t.out;
+    EXPECT_NE(t.out.find("\"path\":\"sub/model.safetensors\""), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find("\"type\":\"directory\""), std::string::npos) << t.out;
+    r = run_cli({"download", "acme/full", "--cache-dir", (dir / "w2").string(), "--force-download"}, client_env(url));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  };
+  listed(m->url());
+  m.reset();  // a restarted mirror knows it from trees/<commit>.json
+  auto again = mirror({}, "http://127.0.0.1:" + std::to_string(free_port()));
+  listed(again->url());
+  EXPECT_EQ(
+      run_cli({"download", "acme/tiny", "--cache-dir", (dir / "w3").string()}, client_env(again->url())).exit_code == 0,
+      false);
+}
+
+// An upstream that accepts connections and never answers (a black-holed Hub): what
+// the cache holds is still answered well within a client's 10 s timeout, every time,
+// not after the mirror's own upstream timeout. The bounds only tell "waits for the
+// upstream's timeout (10 s)" from "does not".
+TEST_F(Mirror, AHangingUpstreamDoesNotHoldBackWhatTheCacheCanAnswer) {
+  server->add_file("org/m", "a.txt", "cached text");
+  server->add_file("org/m", "w.bin", test_bytes(300'000, 41), true);
+  server->add_file("org/m", "b.txt", "never fetched");
+  const std::string commit = server->commit_of("org/m");
+  auto m = mirror({"--revalidate", "0"});  // every request asks upstream first: the worst case
+  ASSERT_EQ(
+      run_cli({"download", "org/m", "--include", "a.txt", "--include", "w.bin", "--cache-dir", (dir / "warm").string()},
+              client_env(m->url()))
+          .exit_code,
+      0);
+  FaultServer::Faults hang;
+  hang.hang = true;
+  server->set_faults(hang);
+
+  // The first request after the upstream starts hanging: a hubcache client (10 s timeout).
+  auto start = Clock::now();
+  RunResult r =
+      run_cli({"download", "org/m", "a.txt", "--cache-dir", (dir / "c0").string(), "-q"}, client_env(m->url()), 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.err << "\nmirror log:\n" << m->log();
+  EXPECT_LT(Clock::now() - start, 8s);
+  // Past the mirror's own upstream timeout (10 s): the requests that timed out, and the
+  // probes that test the upstream again, must not hold anyone back either.
+  const auto hung = start;
+  for (int i = 0; i < 3 || Clock::now() - hung < 13s; ++i) {
+    for (const std::string& url : {m->url() + "/org/m/resolve/main/a.txt", m->url() + "/org/m/resolve/main/w.bin",
+                                   m->url() + "/org/m/resolve/" + commit + "/a.txt"}) {
+      start = Clock::now();
+      RunResult c = curl({"-sL", "-o", "/dev/null", "-w", "%{http_code}", url}, 60s);
+      const auto took = Clock::now() - start;
+      EXPECT_EQ(c.out, "200") << url;
+      EXPECT_LT(took, 6s) << url << " took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                          << " ms";
+    }
+  }
+  r = run_cli({"download", "org/m", "w.bin", "--cache-dir", (dir / "c1").string(), "-q"}, client_env(m->url()), 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // What the cache cannot answer fails at once while the mirror's probe waits on the
+  // upstream (the circuit breaker), rather than after the upstream timeout: a file the
+  // listing named (b.txt) and one the mirror knows nothing of.
+  for (const std::string file : {"b.txt", "unheard-of.txt"}) {
+    start = Clock::now();
+    RunResult b = curl({"-o", "/dev/null", "-w", "%{http_code}", m->url() + "/org/m/resolve/" + commit + "/" + file});
+    EXPECT_TRUE(b.out == "502" || b.out == "504") << file << ": " << b.out;
+    EXPECT_LT(Clock::now() - start, 6s) << file;
+  }
+  const std::string page = metrics_of(*m);
+  EXPECT_NE(page.find("status=\"down\""), std::string::npos) << "the circuit breaker held requests back:\n" << page;
+  EXPECT_GE(metric(page, "hubcache_stale_answers_total"), 1);
+  server->set_faults({});
+}
+
 TEST_F(Mirror, GatedAndPrivateReposNeedTheClientsOwnTokenEvenWhenCached) {
   server->add_file("org/private", "a.txt", "secret");
   server->set_private("org/private", "hf_owner");
@@ -551,6 +668,23 @@ TEST_F(Mirror, ADeniedRepoTellsTheClientWhyNotToCheckItsToken) {
   EXPECT_NE(r.err.find("403 Forbidden from " + m->url()), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--deny 'org/secret*'"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("token"), std::string::npos) << r.err;
+}
+
+// A limit smaller than a file asked for: the file is deleted again after each fetch,
+// and the log says so in one clear line instead of refetching it silently.
+TEST_F(Mirror, AMaxSizeTooSmallForAFileSaysSo) {
+  server->add_file("org/big", "w.bin", test_bytes(400'000, 42), true);
+  auto m = mirror({"--max-size", "100k"});
+  ASSERT_EQ(
+      run_cli({"download", "org/big", "w.bin", "--cache-dir", (dir / "c").string()}, client_env(m->url())).exit_code,
+      0);
+  bool said = false;
+  for (int i = 0; i < 500 && !said; ++i) {  // the gc runs on its own thread after the fill (bounded wait)
+    said = m->log().find("is too small for what clients ask") != std::string::npos;
+    if (!said) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(said) << m->log();
+  EXPECT_NE(m->log().find("org/big/w.bin, 400000 bytes"), std::string::npos) << m->log();
 }
 
 TEST_F(Mirror, BadFlagsAreRefusedWithTheReason) {

@@ -319,7 +319,11 @@ TEST_F(MirrorUpstream, UpstreamDownServesWhatIsCachedAndFailsTheRestClearly) {
   EXPECT_NE(why.find("b.txt"), std::string::npos) << why;
   EXPECT_GE(m->metrics().value("hubcache_stale_answers_total"), 1);
   // A repo never seen cannot be checked: it fails too (never served as public by guess).
-  EXPECT_EQ(ask(*m, get("/org/other/resolve/main/a.txt")).status, 502);
+  Reply other = ask(*m, get("/org/other/resolve/main/a.txt"));
+  EXPECT_EQ(other.status, 502);
+  EXPECT_NE(other.header("X-Error-Message").value_or("").find("model 'org/other' is not in this mirror's cache"),
+            std::string::npos)
+      << other.header("X-Error-Message").value_or("");
 }
 
 TEST_F(MirrorUpstream, RateLimitsAreHonouredOnceForAllClients) {

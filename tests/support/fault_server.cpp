@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -60,6 +61,8 @@ struct FaultServer::Impl {
   std::map<std::string, Repo> repos;
   std::map<std::string, std::string> renames;
   Faults faults;
+  std::condition_variable hang_cv;  // faults.hang cleared, or stopping
+  bool stopping = false;
   std::vector<LoggedRequest> log;
   FaultServer* owner = nullptr;
   int commit_counter = 0;
@@ -431,7 +434,8 @@ struct FaultServer::Impl {
     (void)status_for_log;
     int stall_ms = 0;
     {
-      std::lock_guard lock(mutex);
+      std::unique_lock lock(mutex);
+      hang_cv.wait(lock, [this] { return !faults.hang || stopping; });
       if (faults.header_stall_count > 0) {
         --faults.header_stall_count;
         stall_ms = faults.header_stall_ms;
@@ -617,6 +621,11 @@ FaultServer::FaultServer() : impl_(std::make_unique<Impl>()) {
 }
 
 FaultServer::~FaultServer() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->hang_cv.notify_all();
   impl_->hub.stop();
   impl_->cdn.stop();
   impl_->hub_thread.join();
@@ -680,8 +689,11 @@ void FaultServer::set_page_size(std::size_t n) {
 }
 
 void FaultServer::set_faults(const Faults& faults) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->faults = faults;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->faults = faults;
+  }
+  impl_->hang_cv.notify_all();
 }
 
 std::vector<FaultServer::LoggedRequest> FaultServer::log() const {

@@ -73,6 +73,9 @@ class FaultServer {
     // The CDN's whole bandwidth, shared by all its connections (0 = unlimited): a site's
     // upstream link.
     std::int64_t cdn_total_bps = 0;
+    // The hub accepts connections and never answers (a black-holed or firewalled Hub):
+    // every request waits until this is cleared (set_faults) or the server stops.
+    bool hang = false;
   };
 
   FaultServer();
