@@ -97,8 +97,8 @@ std::uint64_t SpaceKeeper::collect() {
   metrics_.add("hubcache_gc_runs_total", {});
   metrics_.add("hubcache_gc_freed_bytes_total", {}, static_cast<double>(result.freed));
   std::fprintf(stderr,
-               "mirror: the cache held %llu bytes, over --max-size %llu: gc freed %llu bytes (%zu repos, %zu "
-               "revisions)\n",
+               "mirror: the cache held %llu bytes, over --max-size %llu: gc freed %llu bytes (%zu whole "
+               "repo(s), %zu revision(s) of other repos)\n",
                static_cast<unsigned long long>(size), static_cast<unsigned long long>(max_size_),
                static_cast<unsigned long long>(result.freed), plan.nb_repos, plan.nb_revisions);
   std::lock_guard lock(mutex_);
