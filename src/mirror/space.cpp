@@ -1,5 +1,6 @@
 #include "mirror/space.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "hubcache/admin.hpp"
@@ -64,8 +65,17 @@ void SpaceKeeper::added(std::uint64_t bytes, const fs::path& blob, const std::st
 
 void SpaceKeeper::loop() {
   std::unique_lock lock(mutex_);
+  auto retry = std::chrono::seconds(1);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || wanted_; });
+    const auto woken = [this] { return stopping_ || wanted_; };
+    if (!over_) {
+      cv_.wait(lock, woken);
+      retry = std::chrono::seconds(1);
+    } else if (!cv_.wait_for(lock, retry, woken)) {
+      // The last gc had to keep files being served or fetched and left the cache over
+      // the limit: try again once they may be done, less often while they are not.
+      retry = std::min<std::chrono::seconds>(retry * 2, std::chrono::seconds(60));
+    }
     if (stopping_) return;
     wanted_ = false;
     lock.unlock();
@@ -85,6 +95,7 @@ std::uint64_t SpaceKeeper::collect() {
     std::lock_guard lock(mutex_);
     estimate_ = size;
     scanned_ = true;
+    over_ = false;
     return 0;
   }
   admin::GcPolicy policy;
@@ -104,6 +115,7 @@ std::uint64_t SpaceKeeper::collect() {
   std::lock_guard lock(mutex_);
   estimate_ = size > result.freed ? size - result.freed : 0;
   scanned_ = true;
+  over_ = estimate_ > max_size_;
   // Files fetched in the last 10 minutes that this gc deleted: the limit does not fit
   // what clients ask for. One line per gc, naming the largest.
   std::size_t refetch = 0;

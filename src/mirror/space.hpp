@@ -65,6 +65,7 @@ class SpaceKeeper {
   std::uint64_t estimate_ = 0;  // cache size at the last scan plus what was added since
   bool scanned_ = false;
   bool wanted_ = false;
+  bool over_ = false;  // the last gc left the cache over the limit (it kept files in use)
   bool stopping_ = false;
   struct Fetched {
     std::string what;
