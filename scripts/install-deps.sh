@@ -4,20 +4,24 @@
 #   scripts/install-deps.sh --test   plus what the test suite uses (GoogleTest, cpp-httplib for the
 #                                    test servers, Node.js for the interoperability tests with
 #                                    @huggingface/hub, openssl, clang and libFuzzer for the fuzz targets,
-#                                    Elixir and the Erlang headers for the Elixir binding's NIF)
-#   scripts/install-deps.sh --bench  plus what bench/run.sh and bench/serve.sh use (nginx, wrk, python3,
-#                                    aria2, hyperfine, gnuplot, Google Benchmark, GNU time, jq, openssl,
-#                                    Node.js)
+#                                    Elixir and the Erlang headers for the Elixir binding's NIF, nginx
+#                                    as a rack cache in front of serve --upstream)
+#   scripts/install-deps.sh --bench  plus what bench/run.sh, bench/serve.sh and bench/mirror.sh use (nginx,
+#                                    wrk, python3, aria2, hyperfine, gnuplot, Google Benchmark, GNU time,
+#                                    jq, openssl, Node.js, cpp-httplib for the fault server as upstream)
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config ca-certificates
           libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev libboost-dev)
 if [[ "${1:-}" == "--test" ]]; then
   # openssl: certificates for the TLS tests; clang, libclang-rt: the fuzz targets (fuzz/smoke.cmake);
   # elixir, erlang-dev: bindings/elixir (tests/scripts/elixir_test.sh)
-  packages+=(libgtest-dev libgmock-dev libcpp-httplib-dev nodejs npm curl openssl clang libclang-rt-14-dev elixir erlang-dev)
+  # nginx: the rack cache in front of serve --upstream (tests/e2e/mirror_test.cpp)
+  packages+=(libgtest-dev libgmock-dev libcpp-httplib-dev nodejs npm curl openssl clang libclang-rt-14-dev elixir erlang-dev
+             nginx)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx wrk python3 aria2 curl openssl hyperfine gnuplot-nox libbenchmark-dev time jq nodejs npm)
+  packages+=(nginx wrk python3 aria2 curl openssl hyperfine gnuplot-nox libbenchmark-dev time jq nodejs npm
+             libcpp-httplib-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -156,6 +157,10 @@ struct GcPolicy {
   std::optional<std::uint64_t> max_size{};           // evict until the cache is at most this many bytes
   std::optional<std::chrono::seconds> older_than{};  // evict revisions not used for this long
   TimePoint now = Clock::now();
+  // A revision holding a file for which this returns true (given the repo-level blob,
+  // blobs/<etag>) is never evicted: `hubcache serve --upstream` keeps what it is
+  // serving right now. Unset: only download locks protect.
+  std::function<bool(const fs::path& repo_blob)> keep{};
 };
 // gc: evicts least-recently-used revisions (detached ones first) until the
 // policy holds. A revision's last use is the newest atime/mtime of the blobs only

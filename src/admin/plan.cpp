@@ -382,15 +382,20 @@ DeletePlan plan_gc(const ScanReport& report, const GcPolicy& policy) {
     for (std::size_t vi = 0; vi < repo.revisions.size(); ++vi) {
       const auto& rev = repo.revisions[vi];
       std::set<std::string> mine;
-      bool locked = false;
+      bool locked = false, kept = false;
       for (const auto& f : rev.files) {
         if (!is_real_file(f) && store::FileLock::is_locked(lock_for(report, repo, f))) locked = true;
+        if (policy.keep && policy.keep(f.repo_blob)) kept = true;
         if (f.repo_blob_is_link || !mine.insert(f.blob_path.native()).second) continue;
         ++users[f.blob_path.native()];
         sizes[f.blob_path.native()] = f.size;
       }
       if (locked) {
         plan.warnings.push_back(repo.cache_id() + "@" + rev.commit + ": kept, a download into it is in progress.");
+        continue;
+      }
+      if (kept) {
+        plan.warnings.push_back(repo.cache_id() + "@" + rev.commit + ": kept, it is in use.");
         continue;
       }
       candidates.push_back({ri, vi, rev.refs.empty(), last_used(repo, vi)});

@@ -5,9 +5,12 @@
 #include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "cli/command.hpp"
+#include "hubcache/admin.hpp"
 #include "hubcache/cache.hpp"
 #include "hubcache/error.hpp"
 #include "serve/server.hpp"
@@ -15,6 +18,12 @@
 
 namespace hubcache::cli {
 namespace {
+
+std::chrono::milliseconds seconds_flag(double s, const char* flag) {
+  if (!(s >= 0) || s > 86400.0 * 365)
+    throw Error(ErrorCode::invalid_argument, std::string(flag) + " must be a number of seconds from 0 up.");
+  return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+}
 
 struct ServeArgs : RepoArgs {
   std::string host = "127.0.0.1";
@@ -27,12 +36,66 @@ struct ServeArgs : RepoArgs {
   double header_timeout = 10;
   double idle_timeout = 60;
   bool quiet_log = false;
+  // serve --upstream
+  std::string upstream;
+  std::string upstream_token_file;
+  bool share_upstream_token = false;
+  std::vector<std::string> allow, deny;
+  double revalidate = 60;
+  std::string max_size;
+  int upstream_connections = 8;
+  // Set by the parser: whether the mirror flags that have a default were given.
+  const CLI::Option* revalidate_flag = nullptr;
+  const CLI::Option* upstream_connections_flag = nullptr;
 };
 
-std::chrono::milliseconds seconds_flag(double s, const char* flag) {
-  if (!(s >= 0) || s > 86400.0 * 365)
-    throw Error(ErrorCode::invalid_argument, std::string(flag) + " must be a number of seconds from 0 up.");
-  return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+std::string read_token_file(const std::string& path, const char* flag) {
+  auto text = util::read_small_file(path);
+  std::string token = text.value_or("");
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty())
+    throw Error(ErrorCode::invalid_argument, std::string(flag) + " '" + path + "' is missing or empty.");
+  return token;
+}
+
+// The mirror's options from the flags, or nullopt without --upstream (which the other
+// mirror flags then need).
+std::optional<mirror::MirrorOptions> mirror_options(const ServeArgs& args) {
+  if (args.upstream.empty()) {
+    const auto given = [](const CLI::Option* o) { return o && o->count() > 0; };
+    if (!args.upstream_token_file.empty() || args.share_upstream_token || !args.allow.empty() || !args.deny.empty() ||
+        !args.max_size.empty() || given(args.revalidate_flag) || given(args.upstream_connections_flag))
+      throw Error(ErrorCode::invalid_argument,
+                  "--upstream-token-file, --share-upstream-token, --allow, --deny, --max-size, --revalidate and "
+                  "--upstream-connections are for a mirror: add --upstream URL (e.g. --upstream https://huggingface.co).");
+    return std::nullopt;
+  }
+  mirror::MirrorOptions m;
+  m.upstream = args.upstream;
+  while (!m.upstream.empty() && m.upstream.back() == '/') m.upstream.pop_back();
+  if (m.upstream.rfind("http://", 0) != 0 && m.upstream.rfind("https://", 0) != 0)
+    throw Error(ErrorCode::invalid_argument,
+                "--upstream '" + args.upstream + "' is not an http:// or https:// URL (e.g. https://huggingface.co).");
+  if (!args.upstream_token_file.empty())
+    m.upstream_token = read_token_file(args.upstream_token_file, "--upstream-token-file");
+  if (args.share_upstream_token && !m.upstream_token)
+    throw Error(ErrorCode::invalid_argument,
+                "--share-upstream-token needs the token to share: --upstream-token-file F.");
+  m.share_upstream_token = args.share_upstream_token;
+  m.allow = args.allow;
+  m.deny = args.deny;
+  m.revalidate = std::chrono::duration_cast<std::chrono::seconds>(seconds_flag(args.revalidate, "--revalidate"));
+  if (!args.max_size.empty()) {
+    m.max_size = admin::parse_size(args.max_size);
+    if (*m.max_size == 0)
+      throw Error(ErrorCode::invalid_argument,
+                  "--max-size 0 would evict every file as soon as it is fetched: give the size the cache may "
+                  "grow to (e.g. --max-size 500G), or leave it out for no limit.");
+  }
+  if (args.upstream_connections < 1 || args.upstream_connections > 64)
+    throw Error(ErrorCode::invalid_argument, "--upstream-connections must be between 1 and 64.");
+  m.connections = args.upstream_connections;
+  return m;
 }
 
 int run(const ServeArgs& args) {
@@ -64,19 +127,16 @@ int run(const ServeArgs& args) {
   so.limits.idle_timeout = seconds_flag(args.idle_timeout, "--idle-timeout");
   const auto drain = seconds_flag(args.drain_seconds, "--drain-seconds");
   so.access_log = !args.quiet_log;
-  if (!args.token_file.empty()) {
-    auto text = util::read_small_file(args.token_file);
-    std::string token = text.value_or("");
-    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-    if (token.empty())
-      throw Error(ErrorCode::invalid_argument, "--token-file '" + args.token_file + "' is missing or empty.");
-    so.token = token;
-  }
+  if (!args.token_file.empty()) so.token = read_token_file(args.token_file, "--token-file");
+  so.mirror = mirror_options(args);
+  if (so.mirror) util::make_dirs(so.cache_dir);  // a mirror may start from nothing
   serve::Server server(so);
   server.start();
   std::cout << server.base_url() << std::endl;  // first line: the base URL, once accepting
-  std::cerr << "serving " << so.cache_dir.string() << " (LFS files from port " << server.cdn_port()
-            << "); set HF_ENDPOINT=" << server.base_url() << " on clients. Ctrl-C stops.\n";
+  std::cerr << "serving " << so.cache_dir.string();
+  if (so.mirror) std::cerr << ", a mirror of " << so.mirror->upstream;
+  std::cerr << " (LFS files from port " << server.cdn_port() << "); set HF_ENDPOINT=" << server.base_url()
+            << " on clients. Ctrl-C stops.\n";
   int sig = 0;
   sigwait(&signals, &sig);
   // The first signal drains: no new connections, the responses in flight finish (up
@@ -129,6 +189,22 @@ Registrar reg{
        sub.add_option("--idle-timeout", args->idle_timeout, "Seconds an idle kept-alive connection stays open")
            ->default_val(60);
        sub.add_flag("--no-access-log", args->quiet_log, "Do not log requests on stderr");
+       sub.add_option("--upstream", args->upstream,
+                      "Be a pull-through mirror of this Hub (https://huggingface.co) or of another mirror");
+       sub.add_option("--upstream-token-file", args->upstream_token_file,
+                      "The mirror's own Hub token (for fetching gated and private repos)");
+       sub.add_flag("--share-upstream-token", args->share_upstream_token,
+                    "Let clients without access to a gated or private repo use the mirror's token");
+       sub.add_option("--allow", args->allow, "Mirror only repos matching this fnmatch pattern (repeatable)");
+       sub.add_option("--deny", args->deny, "Never mirror repos matching this fnmatch pattern (repeatable)");
+       args->revalidate_flag = sub.add_option("--revalidate", args->revalidate,
+                      "Seconds between re-resolutions of a branch or tag upstream (and of a missing file)")
+           ->default_val(60);
+       sub.add_option("--max-size", args->max_size,
+                      "Evict least recently used revisions when the cache grows past this size (500G)");
+       args->upstream_connections_flag = sub.add_option("--upstream-connections", args->upstream_connections,
+                      "Connections per file fetched upstream (1 to 64)")
+           ->default_val(8);
        return [args] { return run(*args); };
      }}};
 

@@ -38,8 +38,13 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // The same "error: ..." line as every other failure, then where the flags are listed.
+    std::string where = "hubcache";
+    for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+    std::cerr << "error: " << e.what() << "\nRun '" << where << " --help' for the flags.\n";
     return hubcache::exit_code(hubcache::ErrorCode::invalid_argument);
   }
 

@@ -90,9 +90,14 @@ void throw_error_from_response(const http::Response& r, const Context& ctx) {
                 what_repo(ctx) + " not found on " + ctx.endpoint + ", or it is private" +
                     (ctx.token ? " and your token has no access to it" : ": if it is private, set HF_TOKEN") +
                     ". Check the repo id and --repo-type" + rid + ".");
-  if (r.status == 403)
-    throw Error(ErrorCode::http, "403 Forbidden for " + what_repo(ctx) +
-                                     ": make sure your token has the permissions needed. " + server_message(r) + rid);
+  if (r.status == 403) {
+    // The server's own reason first (a mirror's --deny, a disabled repo...); the token
+    // hint only when it gave none, as a refused token is then the likely cause.
+    const std::string reason = server_message(r);
+    throw Error(ErrorCode::http, "403 Forbidden from " + ctx.endpoint + " for " + what_repo(ctx) + ": " +
+                                     (reason.empty() ? "make sure your token has the permissions needed." : reason) +
+                                     rid);
+  }
   if (r.status == 429)
     throw Error(ErrorCode::network, "Rate limited by " + ctx.endpoint + " (429) for " + what_repo(ctx) +
                                         " after retries. Wait and retry, or set HF_TOKEN for higher limits" + rid +

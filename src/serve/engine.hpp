@@ -151,7 +151,7 @@ struct MemoryBody {
   std::string data;
 };
 struct FileBody {
-  std::shared_ptr<FileHandle> file;
+  std::shared_ptr<FileHandle> file;  // may be null in the answer to a HEAD: only `length` is used
   std::uint64_t offset = 0, length = 0;
 };
 struct GrowingBody {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "mirror/mirror.hpp"
 #include "serve/engine.hpp"
 
 namespace hubcache::serve {
@@ -32,6 +33,10 @@ struct ServerOptions {
   bool access_log = true;            // one line per request on stderr (never a header)
   RequestHook on_request;            // also called for every finished request (metrics)
   Handler hub_miss, cdn_miss;        // see RoutesOptions: the seam for a pull-through mirror
+  // serve --upstream: both listeners answer through the pull-through mirror
+  // (serve/mirror_front.hpp), which falls back to the routes when the upstream cannot
+  // help; GET /metrics is added. Its cache_dir and site_token are this server's.
+  std::optional<mirror::MirrorOptions> mirror;
 };
 
 class Server {

@@ -247,6 +247,22 @@ FileLock::FileLock(const fs::path& path, const std::atomic<bool>* cancel) {
   }
 }
 
+FileLock::FileLock(const fs::path& path, TryOnce) {
+  util::make_dirs(path.parent_path());
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0664);
+  if (fd_ < 0) util::throw_errno(errno, "Cannot open lock file " + path.string());
+  struct stat st;
+  if (::fstat(fd_, &st) == 0 && st.st_uid == ::getuid() && (st.st_mode & 0777) != 0664) ::fchmod(fd_, 0664);
+  int rc;
+  do {
+    rc = ::flock(fd_, LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0)
+    held_ = true;
+  else
+    busy_ = errno == EWOULDBLOCK;  // otherwise no locking here (ENOLCK/EOPNOTSUPP): proceed unlocked
+}
+
 FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the flock; the file stays (never deleted)
 }

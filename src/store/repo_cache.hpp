@@ -111,17 +111,23 @@ class FileLock {
   // Blocks until the lock is held, or until `cancel` is raised (throws
   // Error(cancelled)). Creates the parent directory.
   explicit FileLock(const fs::path& path, const std::atomic<bool>* cancel = nullptr);
+  // Tries once without waiting: busy() when another holder has it.
+  struct TryOnce {};
+  FileLock(const fs::path& path, TryOnce);
   ~FileLock();
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
   // False when the filesystem gave no lock (flock unsupported): proceed anyway.
   bool held() const { return held_; }
+  // Only after TryOnce: someone else holds the lock (held() is then false too).
+  bool busy() const { return busy_; }
   // Non-blocking probe: is some process holding this lock right now?
   static bool is_locked(const fs::path& path);
 
  private:
   int fd_ = -1;
   bool held_ = false;
+  bool busy_ = false;
 };
 
 }  // namespace hubcache::store

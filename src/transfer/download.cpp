@@ -24,6 +24,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "http/client.hpp"
 #include "hub/hub_client.hpp"
@@ -33,6 +34,7 @@
 #include "transfer/engine.hpp"
 #include "transfer/journal.hpp"
 #include "transfer/prefix_hasher.hpp"
+#include "transfer/watch.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 
@@ -209,11 +211,14 @@ void download_verified(http::Client& client, const hub::Context& ctx, const hub:
   // while (a quick download writes none: five fewer file operations per small file).
   // Until then a killed run's sized temp file is still claimed by the next run.
 
+  DownloadWatch* watch = current_download_watch();
+  if (watch) watch->started(fd.get(), temp, meta.size);
+
   bool again = false;  // download once more from zero, without resuming
   std::string digest;
   {
     PrefixHasher hasher(fd.get(), verify ? std::optional(kind) : std::nullopt, meta.size);
-    FetchJob job{ctx, meta, fd.get(), temp, journal, hasher, options};
+    FetchJob job{ctx, meta, fd.get(), temp, journal, hasher, options, watch};
     try {
       fetch_missing(client.multi(), job);
       digest = hasher.finish(options.cancel);
@@ -278,7 +283,8 @@ fs::path ensure_blob(http::Client& client, const hub::Context& ctx, const store:
   // held, so a whole-repo deletion cannot take them away from a download that has
   // just made them (and create_temp makes them again if one did, in the window
   // before it saw the lock).
-  store::FileLock lock(cache.lock_path(meta.etag), options.cancel);
+  std::optional<store::FileLock> lock;
+  if (!hints.lock_held) lock.emplace(cache.lock_path(meta.etag), options.cancel);
   util::make_dirs(cache.blobs_dir());
   bool new_blob = false;
   if (options.force_download || !util::is_regular_file(blob)) {

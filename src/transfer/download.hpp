@@ -49,6 +49,9 @@ struct BatchHints {
   // false: blobs/ is not fsynced after each rename; the caller fsyncs it once,
   // after the batch. Each blob's bytes are still fsynced before its rename.
   bool sync_blobs_dir = true;
+  // true: the caller holds the blob's download lock already (it tried it without
+  // waiting, as the mirror does to follow another process's download instead).
+  bool lock_held = false;
 };
 
 // Puts one file of a known commit into the cache without asking the Hub for its

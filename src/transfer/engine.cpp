@@ -155,6 +155,7 @@ class Engine {
 
   void loop() {
     job_.hasher.advance(done_.prefix_end());
+    if (job_.watch) job_.watch->progress(done_);
     report(true);
     for (;;) {
       if (cancelled())
@@ -173,6 +174,7 @@ class Engine {
       for (auto& r : results) finished(r);
       check_stalls();
       job_.hasher.advance(done_.prefix_end());
+      if (job_.watch) job_.watch->progress(done_);
       report(false);
       flush(false);
     }
@@ -192,6 +194,7 @@ class Engine {
     const auto now = Clock::now();
     const int budget = std::max(kProcessConnections, static_cast<int>(slots_));
     while (parts_.size() < allowed() && (parts_.empty() || g_transfers.load() < budget)) {
+      if (start_wanted(now)) continue;
       auto it = std::find_if(todo_.begin(), todo_.end(), [&](const Todo& t) { return t.not_before <= now; });
       if (it == todo_.end()) {
         if (todo_.empty() && multi_mode_ && ranges_ == Ranges::honoured && split()) continue;
@@ -207,6 +210,39 @@ class Engine {
       }
       start_part(t.first, end, t.failures, resolved_url_, resolved_auth_, url_epoch_, 0);
     }
+  }
+
+  // Readers of a streamed download wait at the watch's wanted() offsets: a free
+  // connection starts at the first one that is neither on disk nor about to arrive,
+  // taking it out of the queue, or off the end of a range in flight that would reach
+  // it late, more than a chunk ahead (that range then stops there, as in split()).
+  bool start_wanted(Clock::time_point now) {
+    if (!job_.watch || !multi_mode_ || ranges_ != Ranges::honoured) return false;
+    for (const std::uint64_t w : job_.watch->wanted()) {
+      if (w >= size_ || done_.covers(w, w + 1)) continue;
+      Part* carrier = nullptr;
+      for (auto& [id, p] : parts_)
+        if (p->generation == generation_ && p->pos <= w && w < p->end) carrier = p.get();
+      if (carrier) {
+        // Arriving within about one chunk's time anyway: a split would only waste the
+        // bytes in flight on the carrier's connection when it stops.
+        if (w - carrier->pos < std::max(4 * kMinChunk, chunk_size())) continue;
+        const std::uint64_t end = carrier->end;
+        carrier->end = w;
+        start_part(w, end, 0, resolved_url_, resolved_auth_, url_epoch_, 0);
+        return true;
+      }
+      auto it = std::find_if(todo_.begin(), todo_.end(), [&](const Todo& t) { return t.first <= w && w < t.end; });
+      if (it == todo_.end() || it->not_before > now) continue;
+      const Todo t = *it;
+      const std::uint64_t end = std::min(t.end, w + chunk_size());
+      todo_.erase(it);
+      push_todo(t.first, w, t.failures, t.not_before);
+      push_todo(end, t.end, t.failures, t.not_before);
+      start_part(w, end, t.failures, resolved_url_, resolved_auth_, url_epoch_, 0);
+      return true;
+    }
+    return false;
   }
 
   // About two seconds of one connection's measured throughput, bounded, and no more
@@ -382,7 +418,7 @@ class Engine {
         p.generation = generation_;
         done_.clear();
         todo_.clear();
-        job_.hasher.restart();
+        restart_prefix();
         p.first = p.pos = 0;
         p.end = size_;
         p.ranged = false;
@@ -496,7 +532,7 @@ class Engine {
       ++generation_;
       done_.clear();
       todo_.clear();
-      job_.hasher.restart();
+      restart_prefix();
       push_todo(0, size_, failures, when);
       return;
     }
@@ -578,9 +614,15 @@ class Engine {
     todo_.clear();
     push_todo(0, size_, 0, Clock::now());
     validator_.clear();
-    job_.hasher.restart();
+    restart_prefix();
     if (multi_mode_) ranges_ = Ranges::unknown;
     flush(true);
+  }
+
+  // The bytes on disk are void from byte 0: the hash and any watcher start over.
+  void restart_prefix() {
+    job_.hasher.restart();
+    if (job_.watch) job_.watch->restarted();
   }
 
   void abort_all() {

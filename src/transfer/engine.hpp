@@ -13,6 +13,7 @@
 #include "hubcache/options.hpp"
 #include "transfer/journal.hpp"
 #include "transfer/prefix_hasher.hpp"
+#include "transfer/watch.hpp"
 
 namespace hubcache::transfer {
 
@@ -32,6 +33,8 @@ struct FetchJob {
   Journal& journal;               // in: the ranges already on disk; kept up to date on disk
   PrefixHasher& hasher;           // told how far the contiguous prefix reaches
   const Options& options;         // connections, max_bytes_per_second, progress, cancel
+  // Told what is on disk; its wanted() offsets are fetched first (transfer/watch.hpp).
+  DownloadWatch* watch = nullptr;
 };
 
 // Another process took our temp file by renaming it (the claim-by-rename scheme,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -67,6 +68,11 @@ class FaultServer {
     // The hub sits on the next `header_stall_count` requests for `header_stall_ms` before answering.
     int header_stall_ms = 0;
     int header_stall_count = 0;
+    // A RateLimit header on the injected failures (the Hub's `"api";r=0;t=N`).
+    std::string ratelimit;
+    // The CDN's whole bandwidth, shared by all its connections (0 = unlimited): a site's
+    // upstream link.
+    std::int64_t cdn_total_bps = 0;
   };
 
   FaultServer();
@@ -85,6 +91,12 @@ class FaultServer {
   void add_rename(const std::string& old_repo, const std::string& new_repo);
   void set_gated(const std::string& repo);
   void set_private(const std::string& repo, const std::string& token);
+  // Lets `token` read a gated or private repo (as set_private's token does).
+  void grant(const std::string& repo, const std::string& token);
+  // Marks LFS files as the Hub marks Xet-backed ones: X-Xet-Hash and Link rel="xet-auth" /
+  // rel="xet-reconstruction-info" on their resolve redirects, xetHash in tree and
+  // paths-info entries, xetEnabled in repo info; /api/models/{repo}/xet-read-token/{rev} answers.
+  void set_xet(bool on);
 
   void set_faults(const Faults& faults);
   // Tree listing page size (the Hub uses 1000).
@@ -94,12 +106,17 @@ class FaultServer {
   // Requests whose method is `method` and target contains `needle` (server "" = both).
   std::size_t count(const std::string& method, const std::string& needle, const std::string& server = "") const;
   std::uint64_t body_bytes_sent() const { return bytes_sent_.load(); }
+  // Body bytes the CDN listener sent (LFS content), and when it sent its last one.
+  std::uint64_t cdn_bytes_sent() const { return cdn_bytes_sent_.load(); }
+  std::chrono::steady_clock::time_point last_cdn_byte() const;
 
   struct Impl;
 
  private:
   std::unique_ptr<Impl> impl_;
   std::atomic<std::uint64_t> bytes_sent_{0};
+  std::atomic<std::uint64_t> cdn_bytes_sent_{0};
+  std::atomic<std::int64_t> last_cdn_byte_ns_{0};
 };
 
 // Random-looking but deterministic bytes.

@@ -97,7 +97,12 @@ std::vector<std::string> cli_argv(const std::vector<std::string>& args) {
 
 pid_t spawn_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env,
                 const fs::path& output) {
-  ChildCommand cmd(cli_argv(args), env);
+  return spawn_process(cli_argv(args), env, output);
+}
+
+pid_t spawn_process(const std::vector<std::string>& argv, const std::map<std::string, std::optional<std::string>>& env,
+                    const fs::path& output) {
+  ChildCommand cmd(argv, env);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);

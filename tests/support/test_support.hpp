@@ -59,6 +59,11 @@ std::vector<std::string> child_environment(const std::map<std::string, std::opti
 pid_t spawn_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env,
                 const fs::path& output = "/dev/null");
 
+// Starts any program (argv[0] an absolute path) without waiting, same environment rules
+// as run(); stdin /dev/null, stdout and stderr appended to `output`. The caller kills and reaps it.
+pid_t spawn_process(const std::vector<std::string>& argv, const std::map<std::string, std::optional<std::string>>& env,
+                    const fs::path& output = "/dev/null");
+
 // Starts the CLI in the background (same environment rules as run(); stdin, stdout
 // and stderr on /dev/null) and returns its pid: for tests that kill -9 it or race it.
 int start_cli(const std::vector<std::string>& args, const std::map<std::string, std::optional<std::string>>& env = {});

@@ -213,3 +213,19 @@ TEST(Store, LinkPointerMakesRelativeLinksAndLocksStay) {
   EXPECT_EQ(st.st_mode & 0777, 0664u);
   EXPECT_EQ(lock_path, dir.path() / ".locks/models--org--m/abc.lock");
 }
+
+TEST(FileLock, TryOnceNeverWaits) {
+  TempDir dir;
+  const fs::path lock_path = dir.path() / ".locks/models--org--m/abc.lock";
+  {
+    store::FileLock first(lock_path);
+    ASSERT_TRUE(first.held());
+    store::FileLock second(lock_path, store::FileLock::TryOnce{});
+    EXPECT_TRUE(second.busy()) << "held by another descriptor: busy at once, no wait";
+    EXPECT_FALSE(second.held());
+  }
+  store::FileLock third(lock_path, store::FileLock::TryOnce{});
+  EXPECT_TRUE(third.held());
+  EXPECT_FALSE(third.busy());
+  EXPECT_TRUE(store::FileLock::is_locked(lock_path));
+}
