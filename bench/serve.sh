@@ -2,7 +2,7 @@
 # hubcache serve against nginx on the same blobs, in one run (docs/benchmarks.md, "hubcache serve").
 #
 #   bench/serve.sh [--quick] [--threads N] [--seconds S] [--build-dir DIR] [--out DIR]
-#                  [--keep] [--no-install] [--no-build]
+#                  [--rounds R] [--keep] [--no-install] [--no-build]
 #
 # Installs what it needs (scripts/install-deps.sh --bench: nginx, wrk, python3), builds
 # hubcache in Release (default build-bench), imports a few repos into a cache in a temp
@@ -15,34 +15,36 @@
 #
 #   --quick       shorter runs, smaller big file, fewer connections (a smoke run)
 #   --threads N   event-loop threads for hubcache and workers for nginx (default: nproc)
-#   --seconds S   length of each wrk run (default 5; quick 2)
+#   --seconds S   length of each load run (default 5; quick 2)
+#   --rounds R    big files: R runs per server and connection count, alternated (default 5; quick 1)
 #   --only LIST   run only these parts (comma-separated: idle,slowloris,small,big,range,metadata)
 set -Eeuo pipefail
 shopt -s inherit_errexit
 trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 
-only="idle,slowloris,small,big,range,metadata" quick=0 threads=$(nproc) secs="" build="build-bench" out="" keep=0 install=1 do_build=1
+only="idle,slowloris,small,big,range,metadata" quick=0 threads=$(nproc) secs="" rounds="" build="build-bench" out="" keep=0 install=1 do_build=1
 while (($#)); do
   case "$1" in
     --quick) quick=1 ;;
     --threads) threads=$2; shift ;;
     --seconds) secs=$2; shift ;;
+    --rounds) rounds=$2; shift ;;
     --only) only=$2; shift ;;
     --build-dir) build=$2; shift ;;
     --out) out=$2; shift ;;
     --keep) keep=1 ;;
     --no-install) install=0 ;;
     --no-build) do_build=0 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 if ((quick)); then
-  big_mib=256 idle_n=500 slow_n=1000 range_others=500 secs=${secs:-2}
+  big_mib=256 idle_n=500 slow_n=1000 range_others=500 secs=${secs:-2} rounds=${rounds:-1}
 else
-  big_mib=1024 idle_n=2000 slow_n=5000 range_others=3000 secs=${secs:-5}
+  big_mib=1024 idle_n=2000 slow_n=5000 range_others=3000 secs=${secs:-5} rounds=${rounds:-5}
 fi
 [[ -n $out ]] || out="$build/bench-results"
 log() { printf '%s\n' "$*" >&2; }
@@ -50,7 +52,7 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 section() { printf '\n== %s\n' "$*" >&2; }
 
 if ((install)); then scripts/install-deps.sh --bench; fi
-for tool in nginx wrk /usr/bin/python3; do command -v "$tool" >/dev/null || die "'$tool' is missing: run scripts/install-deps.sh --bench"; done
+for tool in nginx wrk /usr/bin/python3 /usr/bin/time; do command -v "$tool" >/dev/null || die "'$tool' is missing: run scripts/install-deps.sh --bench"; done
 if ((do_build)); then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHUBCACHE_BUILD_TESTS=OFF >/dev/null
   cmake --build "$build" --target hubcache_cli -j"${BENCH_JOBS:-$(nproc)}" >/dev/null
@@ -172,22 +174,58 @@ probe() { $py "$conns" probe 127.0.0.1 "$1" "$2" "$3" | awk '{print $2}'; }  # P
 path_of() { local u=${1#http://}; echo "/${u#*/}"; }
 port_from() { local u=${1#http://}; u=${u%%/*}; echo "${u##*:}"; }
 
-# wrk_run NAME URL CONNS [env...]: sets req_s, mb_s, cpu_s (server), errors
+# load_report NAME CONNS REQUESTS BYTES SECONDS ERRORS T0 T1 CLIENT_CPU: sets req_s, mb_s, cpu_s
+# (server CPU seconds, from its ticks T0 and T1), gb (GiB moved), client_s; logs a line.
+load_report() {
+  local name=$1 c=$2 req=$3 bytes=$4 s=$5 errors=$6 t0=$7 t1=$8
+  client_s=$9
+  req_s=$(awk "BEGIN {printf \"%.0f\", $req / $s}")
+  mb_s=$(awk "BEGIN {printf \"%.1f\", $bytes / $s / 1048576}")
+  cpu_s=$(awk "BEGIN {printf \"%.2f\", ($t1 - $t0) / $hz}")
+  gb=$(awk "BEGIN {printf \"%.3f\", $bytes / 1073741824}")
+  ((errors == 0)) || log "  warning: $errors errors"
+  printf '  %-14s c=%-4s %9s req/s %9s MiB/s  server CPU %6.2f s (%s GiB)  client CPU %6.2f s  errors %s\n' "$name" \
+    "$c" "$req_s" "$mb_s" "$cpu_s" "$gb" "$client_s" "$errors" >&2
+}
+per_gib() { awk "BEGIN {printf \"%.3f\", ($2 > 0 ? $1 / $2 : 0)}"; }  # SECONDS GIB
+median() {  # FORMAT VALUES...
+  local fmt=$1
+  shift
+  printf '%s\n' "$@" | sort -g | awk -v f="$fmt" '{v[NR] = $1} END {printf f, NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+# wrk_run NAME URL CONNS [env...]: load_report's figures, wrk's CPU as the client's
 wrk_run() {
   local name=$1 u=$2 c=$3 srv t0 t1 line
   shift 3
   srv=${name%%_*}
   t0=$(ticks "$srv")
-  line=$(env "$@" wrk -t"$((c < threads ? c : threads))" -c"$c" -d"${secs}s" --timeout 30s -s "$lua" "$u" | grep '^RESULT')
+  line=$(env "$@" /usr/bin/time -f 'CLIENT %U %S' -o "$work/time.out" \
+    wrk -t"$((c < threads ? c : threads))" -c"$c" -d"${secs}s" --timeout 30s -s "$lua" "$u" | grep '^RESULT')
   t1=$(ticks "$srv")
   read -r _ _ req _ bytes _ s _ errors _ _ _ _ <<<"$line"
-  req_s=$(awk "BEGIN {printf \"%.0f\", $req / $s}")
-  mb_s=$(awk "BEGIN {printf \"%.1f\", $bytes / $s / 1048576}")
-  cpu_s=$(awk "BEGIN {printf \"%.2f\", ($t1 - $t0) / $hz}")
-  gb=$(awk "BEGIN {printf \"%.3f\", $bytes / 1073741824}")
-  ((errors == 0)) || log "  warning: $errors errors (wrk counts non-2xx answers too)"
-  printf '  %-14s c=%-4s %9s req/s %9s MiB/s  server CPU %6.2f s (%s GiB)  errors %s\n' "$name" "$c" "$req_s" "$mb_s" \
-    "$cpu_s" "$gb" "$errors" >&2
+  load_report "$name" "$c" "$req" "$bytes" "$s" "$errors" "$t0" "$t1" "$(awk '/^CLIENT/ {print $2 + $3}' "$work/time.out")"
+}
+
+# dl_run NAME URL CONNS: whole downloads of URL over CONNS keep-alive connections, read 1 MiB per
+# recv by min(CONNS, threads) conns.py processes (as wrk's threads); load_report's figures.
+dl_run() {
+  local name=$1 u=$2 c=$3 srv t0 t1 p procs i pids="" req bytes s errors cl
+  srv=${name%%_*}
+  procs=$((c < threads ? c : threads))
+  t0=$(ticks "$srv")
+  for ((i = 0; i < procs; i++)); do
+    $py "$conns" download $(((c + i) / procs)) 127.0.0.1 "$(port_from "$u")" "$(path_of "$u")" "$secs" \
+      >"$work/dl.$i" &
+    pids+=" $!"
+  done
+  for p in $pids; do wait "$p" || die "conns.py download failed"; done
+  t1=$(ticks "$srv")
+  # One RESULT line per process: the sums, and the longest time.
+  read -r req bytes s errors cl < <(cat "$work"/dl.* |
+    awk '/^RESULT/ {r += $3; b += $5; if ($7 > s) s = $7; e += $9; cl += $11} END {print r, b, s, e, cl}')
+  rm -f "$work"/dl.*
+  load_report "$name" "$c" "$req" "$bytes" "$s" "$errors" "$t0" "$t1" "$cl"
 }
 
 want() { [[ ",$only," == *",$1,"* ]]; }
@@ -250,18 +288,52 @@ done
 fi
 
 # ---- 4. big files -----------------------------------------------------------------------------
+# The client is conns.py download (1 MiB per recv, as real clients read: huggingface_hub 10 MB,
+# libcurl 256 KiB), min(clients, threads) processes of it. wrk reads 8 KiB per recv and, at one
+# connection, spends a core on it: its single-stream figure is the client's (kept for reference,
+# with wrk's CPU). Runs alternate between the servers, the first one swapping each round, and the
+# medians are compared: drift over the runs does not favour either side.
+# big_case RUN CONNS: RUN (dl_run or wrk_run) on each server, $rounds rounds alternated; sets the
+# medians hc_mb ngx_mb (MiB/s), hc_cpu_gb ngx_cpu_gb (server CPU s per GiB), hc_cl ngx_cl (client
+# CPU s per GiB), hc_cores ngx_cores (client CPU s per second)
+big_case() {
+  local run=$1 c=$2 r srv order
+  local -A list=()
+  for r in $(seq "$rounds"); do
+    order="hc ngx"; ((r % 2)) || order="ngx hc"
+    for srv in $order; do
+      "$run" "${srv}_big" "${url[${srv}_big]}" "$c"
+      list[mb_$srv]+=" $mb_s" list[cpu_$srv]+=" $(per_gib "$cpu_s" "$gb")" list[cl_$srv]+=" $(per_gib "$client_s" "$gb")"
+      list[cores_$srv]+=" $(awk "BEGIN {printf \"%.2f\", $client_s / $secs}")"
+    done
+  done
+  # shellcheck disable=SC2086  # each list is split into its numbers
+  {
+    hc_mb=$(median %.1f ${list[mb_hc]}) ngx_mb=$(median %.1f ${list[mb_ngx]})
+    hc_cpu_gb=$(median %.3f ${list[cpu_hc]}) ngx_cpu_gb=$(median %.3f ${list[cpu_ngx]})
+    hc_cl=$(median %.3f ${list[cl_hc]}) ngx_cl=$(median %.3f ${list[cl_ngx]})
+    hc_cores=$(median %.2f ${list[cores_hc]}) ngx_cores=$(median %.2f ${list[cores_ngx]})
+  }
+  log "  medians, $c connections: hubcache $hc_mb MiB/s ($hc_cpu_gb s/GiB server, $hc_cl client)," \
+    "nginx $ngx_mb MiB/s ($ngx_cpu_gb s/GiB server, $ngx_cl client)"
+}
+
 if want big; then
-section "big file ($big_mib MiB), whole downloads"
+section "big file ($big_mib MiB), whole downloads, 1 MiB reads: $rounds alternated rounds per connection count, medians"
 for c in 1 8 64 256; do
-  wrk_run hc_big "${url[hc_big]}" "$c"
-  hc_mb=$mb_s hc_cpu_gb=$(awk "BEGIN {printf \"%.3f\", ($gb > 0 ? $cpu_s / $gb : 0)}")
-  wrk_run ngx_big "${url[ngx_big]}" "$c"
-  ngx_cpu_gb=$(awk "BEGIN {printf \"%.3f\", ($gb > 0 ? $cpu_s / $gb : 0)}")
-  r=$(ratio "$hc_mb" "$mb_s")
-  row "big file, $c clients (MiB/s)" "$hc_mb" "$mb_s" "$r" ">= 0.95x" "$(verdict "$r >= 0.95")"
-  row "big file, $c clients (server CPU s per GiB)" "$hc_cpu_gb" "$ngx_cpu_gb" "$(ratio "$hc_cpu_gb" "$ngx_cpu_gb")" \
+  big_case dl_run "$c"
+  n="$c connections"; ((c > 1)) || n="1 connection"
+  r=$(ratio "$hc_mb" "$ngx_mb")
+  row "big file, $n (MiB/s, median of $rounds)" "$hc_mb" "$ngx_mb" "$r" ">= 0.95x" "$(verdict "$r >= 0.95")"
+  row "big file, $n (server CPU s per GiB)" "$hc_cpu_gb" "$ngx_cpu_gb" "$(ratio "$hc_cpu_gb" "$ngx_cpu_gb")" \
     "<= 1x" "$(verdict "$hc_cpu_gb <= $ngx_cpu_gb * 1.05")"
+  row "big file, $n (client CPU s per GiB)" "$hc_cl" "$ngx_cl" "-" "-" "-"
 done
+section "big file, 1 wrk connection (8 KiB reads), for reference: $rounds alternated rounds, medians"
+big_case wrk_run 1
+row "big file, 1 wrk connection (MiB/s, median of $rounds)" "$hc_mb" "$ngx_mb" "$(ratio "$hc_mb" "$ngx_mb")" "-" "-"
+row "big file, 1 wrk connection (server CPU s per GiB)" "$hc_cpu_gb" "$ngx_cpu_gb" "$(ratio "$hc_cpu_gb" "$ngx_cpu_gb")" "-" "-"
+row "big file, 1 wrk connection (wrk's CPU, cores of 1)" "$hc_cores" "$ngx_cores" "-" "-" "-"
 fi
 
 # ---- 5. 1 MiB ranges next to other connections -----------------------------------------------
@@ -289,7 +361,8 @@ fi
 
 # ---- report -----------------------------------------------------------------------------------
 {
-  echo "hubcache serve vs nginx $(nginx -v 2>&1 | sed 's|.*/||'), $threads loop threads / workers each, wrk runs of ${secs} s"
+  echo "hubcache serve vs nginx $(nginx -v 2>&1 | sed 's|.*/||'), $threads loop threads / workers each, load runs of ${secs} s"
+  want big && echo "big files: median of $rounds alternated runs per server, bench/conns.py download (1 MiB per recv)"
   echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
   echo

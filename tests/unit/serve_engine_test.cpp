@@ -47,6 +47,10 @@ struct TestEngine {
     });
     engine.start();
   }
+  // The loop threads must be gone before the members the hook writes to: a request the
+  // client already has (a HEAD's answer) can still be recorded while the test returns,
+  // and members die before `engine`, declared first.
+  ~TestEngine() { engine.stop(); }
   // Waits until `n` requests have finished; their records.
   std::vector<RequestRecord> wait_records(std::size_t n) {
     std::unique_lock lock(mutex);
