@@ -114,6 +114,10 @@ const char* route_name(Target::Kind k) {
   }
 }
 
+// JSON text of `j`: a string that came from a client (a path, a message naming it) may
+// not be UTF-8, and dump() would throw on it; such bytes become U+FFFD instead.
+std::string json_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 Reply error_reply(const CallPtr& c, int status, const std::string& code, const std::string& message) {
   Reply r;
   r.status = status;
@@ -123,7 +127,7 @@ Reply error_reply(const CallPtr& c, int status, const std::string& code, const s
   r.headers.emplace_back("Cache-Control", "no-store");
   if (c->api()) {
     r.content_type = kJson;
-    r.body = json{{"error", message}}.dump();
+    r.body = json_text(json{{"error", message}});
   } else {
     r.content_type = kText;
     r.body = message;
@@ -241,7 +245,9 @@ struct Mirror::Impl {
   std::string cache_control_for(const CallPtr& c, bool pinned) const {
     const bool shared = c->vis == Visibility::open && !opts.site_token;
     const std::string scope = shared ? "public" : "private";
-    if (pinned) return scope + ", max-age=31536000";
+    // A stale answer (the upstream could not be asked) is kept downstream only as long
+    // as a branch is: part of it may be made up (a listing's folder ids, a repo info).
+    if (pinned && !c->stale) return scope + ", max-age=31536000";
     return scope + ", max-age=" + std::to_string(opts.revalidate.count());
   }
 
@@ -584,7 +590,7 @@ struct Mirror::Impl {
       if (k == "X-Error-Message") message = v;
     if (c->api()) {
       r.content_type = kJson;
-      r.body = json{{"error", message}}.dump();
+      r.body = json_text(json{{"error", message}});
     } else {
       r.content_type = kText;
       r.body = message;
@@ -930,7 +936,7 @@ struct Mirror::Impl {
           return c->reply(std::move(reply));
         }
       }
-      if (o.upstream_down) upstream.mark_down(o.error);
+      if (o.upstream_down) upstream.mark_down(o.error.find("timed out") != std::string::npos);
       const std::string message = "Fetching " + c->what() + " from the upstream " + upstream.base() +
                                   " failed: " + (o.error.empty() ? "the file vanished" : o.error);
       log(message);
@@ -1201,6 +1207,11 @@ struct Mirror::Impl {
     const auto all = entries_of(commit, *files);
     const std::string prefix = base.empty() ? "" : base + "/";
     if (!base.empty()) {
+      try {
+        layout::validate_filename(base);
+      } catch (const Error&) {
+        return c->reply(error_reply(c, 404, "EntryNotFound", "'" + base + "' is not a path in a repo"));
+      }
       auto it = all.find(base);
       if (it != all.end() && it->second["type"] == "file")
         return c->reply(error_reply(c, 404, "EntryNotFound", base + " is a file, not a folder"));
@@ -1214,7 +1225,7 @@ struct Mirror::Impl {
     }
     for (auto& e : plain) dirs.push_back(std::move(e));
     stale(c, u, commit);
-    page(c, dirs.dump());
+    page(c, json_text(dirs));
   }
 
   // The paths a paths-info request asks for (JSON or form body), and its expand flag.
@@ -1251,6 +1262,13 @@ struct Mirror::Impl {
         if (auto it = all.find(p); it != all.end()) out.push_back(it->second);
     } else {
       for (const auto& p : paths) {
+        // A name no repo can hold (`..`, a backslash, empty) is in no listing: the Hub
+        // leaves it out of its answer, and so does this one.
+        try {
+          layout::validate_filename(p);
+        } catch (const Error&) {
+          continue;
+        }
         if (auto facts = revisions.facts(*c->cache, commit, p)) {
           out.push_back(file_entry(tree_file(p, *facts)));
           continue;
@@ -1261,7 +1279,7 @@ struct Mirror::Impl {
       }
     }
     stale(c, u, commit);
-    c->reply(json_reply(c, out.dump(), layout::is_commit_hash(c->t.revision)));
+    c->reply(json_reply(c, json_text(out), layout::is_commit_hash(c->t.revision)));
   }
 
   // Repo info without the upstream. Its file list (siblings) only from a complete
@@ -1305,7 +1323,7 @@ struct Mirror::Impl {
       out = std::move(some);
     }
     stale(c, u, known->commit);
-    c->reply(json_reply(c, out.dump(), layout::is_commit_hash(c->t.revision)));
+    c->reply(json_reply(c, json_text(out), layout::is_commit_hash(c->t.revision)));
   }
 
   void on_tree(const CallPtr& c) {
@@ -1332,8 +1350,11 @@ struct Mirror::Impl {
               if (entries.is_discarded() || !entries.is_array())
                 return c->reply(
                     error_reply(c, 502, "", "The upstream's tree listing of " + c->what() + " is not a JSON array."));
-              listings.put(key, body);
               remember_entries(c, commit, entries);
+              // A listing cut at get_all_pages' limits is served, never kept: a kept
+              // listing is taken for the whole commit when the upstream is down.
+              if (u.truncated) return page(c, body);
+              listings.put(key, body);
               if (recursive && !expand && base.empty()) {
                 try {
                   store::write_tree_cache(*c->cache, commit, hub::parse_tree_page(body));
@@ -1362,7 +1383,7 @@ struct Mirror::Impl {
     }
     json out = json::array();
     for (std::size_t i = cursor; i < all.size() && i < cursor + limit; ++i) out.push_back(all[i]);
-    Reply r = json_reply(c, out.dump(), layout::is_commit_hash(c->t.revision));
+    Reply r = json_reply(c, json_text(out), layout::is_commit_hash(c->t.revision));
     if (cursor + limit < all.size()) {
       const std::string path = c->req.target.substr(0, c->req.target.find('?'));
       const std::string host = c->req.host.empty() ? "127.0.0.1" : c->req.host;

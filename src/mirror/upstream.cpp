@@ -106,12 +106,14 @@ UpstreamReply Upstream::exchange(const std::string& method, const std::string& u
   return reply;
 }
 
-void Upstream::mark_down(const std::string& why) const {
+void Upstream::mark_down(bool timed_out) const {
   std::lock_guard lock(down_mutex_);
   down_at_ = std::chrono::steady_clock::now();
-  down_why_ = why;
-  down_outcome_ = why.find("timed out") != std::string::npos ? UpstreamReply::Outcome::timed_out
-                                                             : UpstreamReply::Outcome::unreachable;
+  // Every client refused meanwhile reads this: it names no repo or file (the failed
+  // transfer's own message may name a private one).
+  down_why_ =
+      timed_out ? "a file transfer from the upstream timed out" : "a file transfer from the upstream got no answer";
+  down_outcome_ = timed_out ? UpstreamReply::Outcome::timed_out : UpstreamReply::Outcome::unreachable;
 }
 
 std::chrono::milliseconds Upstream::unanswered_for() const {
@@ -142,7 +144,11 @@ UpstreamReply Upstream::get_all_pages(const std::string& path_and_query, const s
   auto link = first.headers.get("Link");
   for (int pages = 1; link; ++pages) {
     auto next = hub::next_link(*link);
-    if (!next || pages > 10000 || all.size() > max_entries) break;
+    if (!next) break;
+    if (pages > 10000 || all.size() > max_entries) {
+      first.truncated = true;
+      break;
+    }
     UpstreamReply page = exchange("GET", *next, token, kind, "", "");
     if (!page.ok()) return page;
     auto items = nlohmann::ordered_json::parse(page.body, nullptr, false);

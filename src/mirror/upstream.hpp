@@ -29,6 +29,8 @@ struct UpstreamReply {
   std::string body;
   std::string detail;
   std::optional<RateGate::Closed> gate;
+  // get_all_pages stopped at its limits with pages left: the body is not the whole listing.
+  bool truncated = false;
 
   bool answered() const { return outcome == Outcome::answered; }
   bool ok() const { return answered() && status >= 200 && status < 300; }
@@ -68,7 +70,7 @@ class Upstream {
   // `window`, if it did and nothing answered since: a new file transfer then fails at
   // once instead of retrying for half a minute per client. Any answer clears it.
   std::optional<std::string> down_recently(std::chrono::seconds window) const;
-  void mark_down(const std::string& why) const;
+  void mark_down(bool timed_out) const;
 
   // How long the upstream has left a request unanswered with no other answer since that
   // request was sent (0 when none waits): a hanging (or crawling) upstream.

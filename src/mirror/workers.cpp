@@ -1,6 +1,23 @@
 #include "mirror/workers.hpp"
 
+#include <cstdio>
+
 namespace hubcache::mirror {
+
+namespace {
+// A job that throws (a bug: jobs answer their requests themselves) must not end the
+// process and every client's transfer with it: it is logged, and the responders it
+// dropped answer 500.
+void run_guarded(const std::function<void()>& job) {
+  try {
+    job();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mirror: internal error in a background job: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "mirror: internal error in a background job\n");
+  }
+}
+}  // namespace
 
 WorkerPool::WorkerPool(std::size_t threads) {
   for (std::size_t i = 0; i < std::max<std::size_t>(1, threads); ++i) threads_.emplace_back([this] { work(); });
@@ -41,7 +58,7 @@ void WorkerPool::work() {
     auto job = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
-    job();
+    run_guarded(job);
     lock.lock();
   }
 }
@@ -84,7 +101,7 @@ void Timer::work() {
     auto job = std::move(jobs_.begin()->second);
     jobs_.erase(jobs_.begin());
     lock.unlock();
-    job();  // may call after(): the lock is not held
+    run_guarded(job);  // may call after(): the lock is not held
     lock.lock();
   }
 }

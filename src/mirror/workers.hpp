@@ -5,11 +5,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,7 +64,7 @@ class Timer {
 // Joins concurrent calls with the same key: the first runs `work` on the pool, every
 // caller's `done` gets its result (on the thread that ran it). A call after the
 // result was delivered runs `work` again: nothing is kept here (callers keep caches).
-// `work` must not throw.
+// `work` must not throw (if it does, the callers are dropped and the key released).
 template <class T>
 class SingleFlight {
  public:
@@ -79,7 +81,15 @@ class SingleFlight {
       waiting_[key].push_back(std::move(done));
     }
     pool_.post([this, key, work = std::move(work)] {
-      T result = work();
+      // `work` should not throw, nor a caller's `done`; if one does (a bug), the key must
+      // still be released, or every later call with it would wait for ever. A caller left
+      // without a result drops its responder, which answers 500.
+      std::optional<T> result;
+      try {
+        result = work();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "mirror: internal error (%s): %s\n", key.c_str(), e.what());
+      }
       // Callers that join while the result is being delivered get it too: they may
       // have looked for what the first callers are about to record (a branch's commit).
       for (;;) {
@@ -93,7 +103,12 @@ class SingleFlight {
           }
           callers.swap(it->second);
         }
-        for (auto& c : callers) c(result);
+        if (!result) continue;  // the callers are dropped
+        for (auto& c : callers) try {
+            c(*result);
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "mirror: internal error (%s): %s\n", key.c_str(), e.what());
+          }
       }
     });
   }

@@ -583,7 +583,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (const auto& x : response_.headers) {
       h += x.name;
       h += ": ";
-      h += x.value;
+      // A value may carry a client's words (an error message naming the path it asked
+      // for): a CR or LF there would split the response, and a cache in front would
+      // keep the forgery. Every control byte but tab goes out as a space.
+      for (const char ch : x.value) {
+        const auto u = static_cast<unsigned char>(ch);
+        h += (u < 0x20 && u != '\t') || u == 0x7f ? ' ' : ch;
+      }
       h += "\r\n";
     }
     h += "Content-Length: ";

@@ -402,6 +402,41 @@ TEST_F(Mirror, UpstreamDownAPartlyCachedCommitIsNeverListedAsWhole) {
       false);
 }
 
+// With the upstream down the mirror answers listings from its cache, with words taken
+// from the request (the path asked for): a path that is not UTF-8, has a CR LF in it or
+// is no repo path must get an answer, not end the process or split the response.
+TEST_F(Mirror, HostileListingRequestsWhileTheUpstreamIsDownGetAnAnswer) {
+  server->add_file("acme/tiny", "config.json", "{}");
+  server->add_file("acme/tiny", "model.safetensors", test_bytes(20'000, 33), true);
+  const std::string commit = server->commit_of("acme/tiny");
+  auto m = mirror();
+  ASSERT_EQ(
+      run_cli({"download", "acme/tiny", "config.json", "--cache-dir", (dir / "w0").string()}, client_env(m->url()))
+          .exit_code,
+      0);
+  server.reset();  // the upstream is gone
+  const std::string api = m->url() + "/api/models/acme/tiny";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {api + "/tree/" + commit + "/%FF%FE"},
+           {api + "/tree/" + commit + "/x%0D%0ASet-Cookie:%20a=b"},
+           {api + "/tree/" + commit + "/a/../../x"},
+           {"-X", "POST", "-d", "paths=%FF", api + "/paths-info/" + commit},
+           {"-X", "POST", "-H", "Content-Type: application/json", "-d", R"({"paths":["../x","a\\b","/"]})",
+            api + "/paths-info/" + commit},
+           {"-X", "POST", "-H", "Content-Type: application/json", "-d", R"({"paths":["x\r\nSet-Cookie: a=b"]})",
+            api + "/paths-info/" + commit}}) {
+    std::vector<std::string> a = {"-sS", "-D", "-", "-o", "/dev/null", "--max-time", "30"};
+    a.insert(a.end(), args.begin(), args.end());
+    RunResult h = curl(a);
+    EXPECT_EQ(h.exit_code, 0) << args.back() << ": no answer\n" << m->log().substr(0, 3000);
+    EXPECT_EQ(h.out.rfind("HTTP/1.1 ", 0), 0u) << args.back() << "\n" << h.out;
+    EXPECT_EQ(h.out.find("\r\nSet-Cookie"), std::string::npos) << "a header was forged: " << h.out;
+  }
+  // Still serving: what the cache holds.
+  RunResult ok = curl({"-sS", "-w", "\n%{http_code}", m->url() + "/acme/tiny/resolve/" + commit + "/config.json"});
+  EXPECT_EQ(ok.out, "{}\n200") << m->log().substr(0, 3000);
+}
+
 // An upstream that accepts connections and never answers (a black-holed Hub): what
 // the cache holds is still answered well within a client's 10 s timeout, every time,
 // not after the mirror's own upstream timeout. The bounds only tell "waits for the
@@ -662,8 +697,8 @@ TEST_F(Mirror, MaxSizeKeepsTheCacheUnderItsLimit) {
 TEST_F(Mirror, ADeniedRepoTellsTheClientWhyNotToCheckItsToken) {
   server->add_file("org/secret", "config.json", "{}");
   auto m = mirror({"--deny", "org/secret*"});
-  RunResult r = run_cli({"download", "org/secret", "config.json", "--cache-dir", (dir / "c").string()},
-                        client_env(m->url()));
+  RunResult r =
+      run_cli({"download", "org/secret", "config.json", "--cache-dir", (dir / "c").string()}, client_env(m->url()));
   EXPECT_EQ(r.exit_code, 13) << r.err;
   EXPECT_NE(r.err.find("403 Forbidden from " + m->url()), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--deny 'org/secret*'"), std::string::npos) << r.err;
