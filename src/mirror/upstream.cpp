@@ -118,8 +118,11 @@ void Upstream::mark_down(bool timed_out) const {
 
 std::chrono::milliseconds Upstream::unanswered_for() const {
   std::lock_guard lock(down_mutex_);
-  if (sent_.empty() || answered_at_ >= *sent_.begin()) return std::chrono::milliseconds(0);
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - *sent_.begin());
+  // The oldest request sent since the last answer: one sent before it may just be slow
+  // (a long listing), and says nothing of the upstream now.
+  auto oldest = sent_.upper_bound(answered_at_);
+  if (oldest == sent_.end()) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - *oldest);
 }
 
 std::optional<std::string> Upstream::down_recently(std::chrono::seconds window) const {
