@@ -858,8 +858,14 @@ struct Mirror::Impl {
       r.body = "Found. Redirecting to " + location;
       // The CDN request carries no token: for a repo that needs one and a mirror
       // without its own, the fill starts here, with the token just checked.
-      if (c->vis != Visibility::open && !opts.upstream_token && !util::is_regular_file(blob))
+      if (util::is_regular_file(blob)) {
+        // The blob came with another commit: this commit's snapshot names it too, as a
+        // download would, or ls, prune and offline readers would not see the file here.
+        // (The CDN request cannot do it: its repo, commit and file are the client's words.)
+        link_later(c, commit, file, facts.etag);
+      } else if (c->vis != Visibility::open && !opts.upstream_token) {
         fills->start(fill_job(c, commit, file, facts, c->up_token));
+      }
       return c->reply(std::move(r));
     }
     const std::string name = file.substr(file.rfind('/') + 1);

@@ -402,6 +402,31 @@ TEST_F(Mirror, UpstreamDownAPartlyCachedCommitIsNeverListedAsWhole) {
       false);
 }
 
+// An LFS file the mirror holds from one commit, asked for at a new commit: that
+// commit's snapshot names it too, as a download would make it, so ls, prune and
+// offline readers of the mirror's cache see the file there.
+TEST_F(Mirror, AFileHeldFromAnotherCommitIsLinkedIntoTheNewCommitsSnapshot) {
+  const std::string data = test_bytes(300'000, 44);
+  server->add_file("org/m", "w.bin", data, true);
+  auto m = mirror();
+  ASSERT_EQ(
+      run_cli({"download", "org/m", "w.bin", "--cache-dir", (dir / "c1").string()}, client_env(m->url())).exit_code, 0);
+  server->bump_commit("org/m");
+  const std::string second = server->commit_of("org/m");
+  RunResult r = run_cli({"download", "org/m", "w.bin", "--revision", second, "--cache-dir", (dir / "c2").string()},
+                        client_env(m->url()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path link = repo_dir(cache(), "org/m") / "snapshots" / second / "w.bin";
+  for (int i = 0; i < 500 && !fs::is_symlink(link); ++i) std::this_thread::sleep_for(10ms);  // linked off-thread
+  ASSERT_TRUE(fs::is_symlink(link)) << "the new commit's snapshot does not name the file";
+  EXPECT_EQ(read_file(link), data);
+  Env offline = client_env(m->url());
+  offline["HF_HUB_OFFLINE"] = "1";
+  RunResult off =
+      run_cli({"download", "org/m", "w.bin", "--revision", second, "--cache-dir", cache().string()}, offline);
+  EXPECT_EQ(off.exit_code, 0) << off.err;
+}
+
 // With the upstream down the mirror answers listings from its cache, with words taken
 // from the request (the path asked for): a path that is not UTF-8, has a CR LF in it or
 // is no repo path must get an answer, not end the process or split the response.
