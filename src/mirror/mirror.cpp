@@ -1104,7 +1104,11 @@ struct Mirror::Impl {
             }
           stale_info(c, u);
         },
-        known && listings.get(info_key(c, known->commit, query)) != nullptr,
+        // The cache can answer when it kept this answer, or holds the commit's complete
+        // listing (stale_info builds the answer from it; a restarted mirror has only that).
+        known && (listings.get(info_key(c, known->commit, query)) != nullptr ||
+                  listings.get(tree_key(c, known->commit, "", "r")) != nullptr ||
+                  util::is_regular_file(c->cache->repo_dir() / "trees" / (known->commit + ".json"))),
         [this, cache, rev, query](const UpstreamReply& u) { learn_revision(cache, rev, query, u); });
   }
 
@@ -1346,7 +1350,10 @@ struct Mirror::Impl {
       std::string path = "/api/" + std::string(layout::api_collection(c->t.type)) + "/" + c->t.repo_id + "/tree/" +
                          commit + (base.empty() ? "" : "/" + layout::quote(base, "/")) +
                          "?recursive=" + (recursive ? "true" : "false") + "&expand=" + (expand ? "true" : "false");
-      flights.run(
+      // After a restart, a commit's complete listing is on disk only (trees/<commit>.json):
+      // the cache can answer, so a silent upstream is waited for only briefly.
+      const bool listed = !expand && util::is_regular_file(c->cache->repo_dir() / "trees" / (commit + ".json"));
+      ask(
           key + "|" + token_tag(c),
           [this, path, token = c->up_token] { return upstream.get_all_pages(path, token, "api"); },
           [this, c, key, commit, recursive, expand, base](const UpstreamReply& u) {
@@ -1371,7 +1378,8 @@ struct Mirror::Impl {
             }
             if (u.answered() && !u.upstream_error()) return c->reply(replay(c, u));
             stale_tree(c, u, commit, base, recursive, expand);
-          });
+          },
+          listed);
     });
   }
 

@@ -518,6 +518,32 @@ TEST_F(Mirror, AHangingUpstreamDoesNotHoldBackWhatTheCacheCanAnswer) {
   server->set_faults({});
 }
 
+// A mirror (re)started while the upstream hangs knows a commit's complete listing only
+// from trees/<commit>.json: the revision and tree answers come from it after the brief
+// patience, not after the upstream timeout (10 s), and a whole-repo download works.
+TEST_F(Mirror, ARestartedMirrorAnswersListingsFromDiskWhileTheUpstreamHangs) {
+  server->add_file("org/m", "a.txt", "cached text");
+  server->add_file("org/m", "sub/w.bin", test_bytes(100'000, 45), true);
+  auto m = mirror();
+  ASSERT_EQ(run_cli({"download", "org/m", "--cache-dir", (dir / "warm").string()}, client_env(m->url())).exit_code, 0);
+  m.reset();
+  FaultServer::Faults hang;
+  hang.hang = true;
+  server->set_faults(hang);
+  m = mirror();
+  for (const std::string path : {"/api/models/org/m/revision/main", "/api/models/org/m/tree/main?recursive=true"}) {
+    const auto start = Clock::now();
+    RunResult c = curl({"-o", "/dev/null", "-w", "%{http_code}", m->url() + path}, 60s);
+    const auto took = Clock::now() - start;
+    EXPECT_EQ(c.out, "200") << path << "\n" << m->log();
+    EXPECT_LT(took, 6s) << path << " took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                        << " ms";
+  }
+  RunResult r = run_cli({"download", "org/m", "--cache-dir", (dir / "c").string()}, client_env(m->url()), 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.err << "\n" << m->log();
+  server->set_faults({});
+}
+
 TEST_F(Mirror, GatedAndPrivateReposNeedTheClientsOwnTokenEvenWhenCached) {
   server->add_file("org/private", "a.txt", "secret");
   server->set_private("org/private", "hf_owner");
