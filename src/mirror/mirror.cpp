@@ -440,6 +440,11 @@ struct Mirror::Impl {
       layout::validate_repo_id(c->t.repo_id);
       c->cache.emplace(opts.cache_dir, c->t.repo_id, c->t.type);
       if (c->t.kind == Target::Kind::resolve || c->t.kind == Target::Kind::blob) layout::validate_filename(c->t.path);
+      if (c->t.kind == Target::Kind::tree && !c->t.path.empty()) {
+        std::string folder = c->t.path;  // a folder of the repo, or nothing
+        while (!folder.empty() && folder.back() == '/') folder.pop_back();
+        layout::validate_filename(folder);
+      }
       if (!c->t.revision.empty() && !layout::is_commit_hash(c->t.revision) && c->t.revision != "HEAD")
         layout::validate_revision(c->t.revision);
     } catch (const Error& e) {

@@ -457,6 +457,9 @@ TEST_F(Mirror, HostileListingRequestsWhileTheUpstreamIsDownGetAnAnswer) {
     EXPECT_EQ(h.out.rfind("HTTP/1.1 ", 0), 0u) << args.back() << "\n" << h.out;
     EXPECT_EQ(h.out.find("\r\nSet-Cookie"), std::string::npos) << "a header was forged: " << h.out;
   }
+  // A folder that is no repo path is refused as a file is, never sent upstream mangled.
+  RunResult dots = curl({"--path-as-is", "-o", "/dev/null", "-w", "%{http_code}", api + "/tree/main/sub/../.."});
+  EXPECT_EQ(dots.out, "400");
   // Still serving: what the cache holds.
   RunResult ok = curl({"-sS", "-w", "\n%{http_code}", m->url() + "/acme/tiny/resolve/" + commit + "/config.json"});
   EXPECT_EQ(ok.out, "{}\n200") << m->log().substr(0, 3000);
