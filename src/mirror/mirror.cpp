@@ -15,8 +15,6 @@
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +28,7 @@
 
 #include "hub/hub_client.hpp"
 #include "hub/repo_api.hpp"
+#include "hub/request_parts.hpp"
 #include "hubcache/error.hpp"
 #include "layout/naming.hpp"
 #include "mirror/access.hpp"
@@ -334,19 +333,7 @@ struct Mirror::Impl {
 
   // ---- signatures of CDN URLs -----------------------------------------------------
 
-  std::string signature(const std::string& text) const {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), sign_key.data(), static_cast<int>(sign_key.size()),
-         reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &len);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += hex[mac[i] >> 4];
-      out += hex[mac[i] & 15];
-    }
-    return out;
-  }
+  std::string signature(const std::string& text) const { return util::hmac_sha256_hex(sign_key, text); }
   static std::string signed_text(const std::string& sha, RepoType type, const std::string& repo,
                                  const std::string& commit, const std::string& file) {
     return sha + "\n" + std::string(layout::api_collection(type)) + "/" + repo + "\n" + commit + "\n" + file;
@@ -1245,21 +1232,7 @@ struct Mirror::Impl {
 
   // The paths a paths-info request asks for (JSON or form body), and its expand flag.
   static std::pair<std::vector<std::string>, bool> requested_paths(const Request& req) {
-    std::vector<std::string> paths;
-    bool expand = false;
-    auto body = json::parse(req.body, nullptr, false);
-    if (!body.is_discarded() && body.is_object()) {
-      if (body.contains("paths") && body["paths"].is_array())
-        for (const auto& p : body["paths"])
-          if (p.is_string()) paths.push_back(p.get<std::string>());
-      if (body.contains("expand") && body["expand"].is_boolean()) expand = body["expand"].get<bool>();
-    } else {
-      for (const auto& [k, values] : parse_query(req.body))
-        for (const auto& v : values) {
-          if (k == "paths") paths.push_back(v);
-          if (k == "expand") expand = v == "true" || v == "True" || v == "1";
-        }
-    }
+    auto [paths, expand] = hub::parse_paths_info(req.body);
     for (auto& p : paths)
       while (!p.empty() && p.back() == '/') p.pop_back();
     return {paths, expand};

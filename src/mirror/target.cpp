@@ -2,41 +2,10 @@
 
 #include <set>
 
+#include "hub/request_parts.hpp"
 #include "layout/naming.hpp"
 
 namespace hubcache::mirror {
-
-namespace {
-
-std::vector<std::string> split(std::string_view s) {
-  std::vector<std::string> out;
-  std::size_t a = 0;
-  while (a <= s.size()) {
-    auto b = s.find('/', a);
-    if (b == std::string_view::npos) b = s.size();
-    if (b > a) out.emplace_back(s.substr(a, b - a));
-    a = b + 1;
-  }
-  return out;
-}
-
-std::string join_decoded(const std::vector<std::string>& segs, std::size_t from) {
-  std::string out;
-  for (std::size_t i = from; i < segs.size(); ++i) {
-    if (i > from) out += '/';
-    out += layout::unquote(segs[i]);
-  }
-  return out;
-}
-
-std::string form_decode(std::string_view v) {
-  std::string s(v);
-  for (auto& c : s)
-    if (c == '+') c = ' ';
-  return layout::unquote(s);
-}
-
-}  // namespace
 
 std::string Target::param(const std::string& name) const {
   auto it = params.find(name);
@@ -51,18 +20,7 @@ bool Target::flag(const std::string& name) const {
 
 std::map<std::string, std::vector<std::string>> parse_query(std::string_view query) {
   std::map<std::string, std::vector<std::string>> out;
-  std::size_t a = 0;
-  while (a < query.size()) {
-    auto b = query.find('&', a);
-    if (b == std::string_view::npos) b = query.size();
-    auto item = query.substr(a, b - a);
-    if (!item.empty()) {
-      auto eq = item.find('=');
-      out[form_decode(item.substr(0, eq))].push_back(eq == std::string_view::npos ? ""
-                                                                                  : form_decode(item.substr(eq + 1)));
-    }
-    a = b + 1;
-  }
+  for (auto& [k, v] : hub::parse_form(query)) out[std::move(k)].push_back(std::move(v));
   return out;
 }
 
@@ -72,7 +30,7 @@ Target parse_target(std::string_view raw, bool cdn) {
   const std::string_view path = raw.substr(0, q);
   if (q != std::string_view::npos) t.query = std::string(raw.substr(q + 1));
   t.params = parse_query(t.query);
-  auto segs = split(path);
+  auto segs = hub::split_path(path);
   if (cdn) {
     if (segs.size() == 1 && segs[0].size() == 64 && layout::is_hex(segs[0])) {
       t.kind = Target::Kind::blob;
@@ -131,7 +89,7 @@ Target parse_target(std::string_view raw, bool cdn) {
       t.revision = "refs/" + layout::unquote(segs[i + 2]) + "/" + layout::unquote(segs[i + 3]);
       next = i + 4;
     }
-    t.path = join_decoded(segs, next);
+    t.path = hub::join_decoded(segs, next);
     if (action == "revision")
       t.kind = t.path.empty() ? Target::Kind::info : Target::Kind::other_api;
     else if (action == "tree")
@@ -158,7 +116,7 @@ Target parse_target(std::string_view raw, bool cdn) {
   }
   if (i >= segs.size()) return t;
   t.revision = layout::unquote(segs[i]);
-  t.path = join_decoded(segs, i + 1);
+  t.path = hub::join_decoded(segs, i + 1);
   if (!t.path.empty()) t.kind = Target::Kind::resolve;
   return t;
 }

@@ -32,6 +32,7 @@
 #include <thread>
 #include <utility>
 
+#include "hub/request_parts.hpp"
 #include "hubcache/error.hpp"
 #include "serve/request_parser.hpp"
 
@@ -50,28 +51,6 @@ bool iequals(std::string_view a, std::string_view b) {
   for (std::size_t i = 0; i < a.size(); ++i)
     if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
   return true;
-}
-
-std::string url_decode_form(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
 }
 
 const char* reason_phrase(int status) {
@@ -178,24 +157,7 @@ std::string_view Request::query() const {
   return q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
 }
 
-std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::size_t a = 0;
-  while (a < query.size()) {
-    auto b = query.find('&', a);
-    if (b == std::string_view::npos) b = query.size();
-    auto param = query.substr(a, b - a);
-    if (!param.empty()) {
-      auto eq = param.find('=');
-      if (eq == std::string_view::npos)
-        out.emplace_back(url_decode_form(param), "");
-      else
-        out.emplace_back(url_decode_form(param.substr(0, eq)), url_decode_form(param.substr(eq + 1)));
-    }
-    a = b + 1;
-  }
-  return out;
-}
+std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query) { return hub::parse_form(query); }
 
 ByteRange parse_range(std::string_view header, std::uint64_t size) {
   ByteRange r;

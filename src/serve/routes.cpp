@@ -1,13 +1,12 @@
 #include "serve/routes.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "hub/request_parts.hpp"
 #include "hubcache/error.hpp"
 #include "layout/naming.hpp"
 #include "util/hash.hpp"
@@ -17,27 +16,6 @@ namespace hubcache::serve {
 using json = nlohmann::ordered_json;
 
 namespace {
-
-std::vector<std::string> split(std::string_view s) {
-  std::vector<std::string> out;
-  std::size_t a = 0;
-  while (a <= s.size()) {
-    auto b = s.find('/', a);
-    if (b == std::string_view::npos) b = s.size();
-    if (b > a) out.emplace_back(s.substr(a, b - a));
-    a = b + 1;
-  }
-  return out;
-}
-
-std::string join_decoded(const std::vector<std::string>& segs, std::size_t from) {
-  std::string out;
-  for (std::size_t i = from; i < segs.size(); ++i) {
-    if (i > from) out += '/';
-    out += layout::unquote(segs[i]);
-  }
-  return out;
-}
 
 std::string iso_date(std::time_t t) {
   char buf[32];
@@ -85,7 +63,7 @@ Response json_response(std::string body) { return Response::text(200, std::move(
 Route parse_route(std::string_view target) {
   Route r;
   std::string_view path = target.substr(0, target.find('?'));
-  auto segs = split(path);
+  auto segs = hub::split_path(path);
   if (segs.empty()) return r;
   std::size_t i = 0;
   if (segs[0] == "api") {
@@ -115,7 +93,7 @@ Route parse_route(std::string_view target) {
           r.revision = "refs/" + layout::unquote(segs[i + 2]) + "/" + layout::unquote(segs[i + 3]);
           next = i + 4;
         }
-        r.path = join_decoded(segs, next);
+        r.path = hub::join_decoded(segs, next);
       }
     } else {
       r.revision = "main";
@@ -139,7 +117,7 @@ Route parse_route(std::string_view target) {
   if (i >= segs.size()) return r;
   r.action = "resolve";
   r.revision = layout::unquote(segs[i]);
-  r.path = join_decoded(segs, i + 1);
+  r.path = hub::join_decoded(segs, i + 1);
   r.ok = !r.path.empty();
   return r;
 }
@@ -174,19 +152,7 @@ Routes::Routes(Catalog& catalog, Engine& engine, RoutesOptions options)
 
 // HMAC-SHA256(token, sha256) in hex: the signature of a CDN URL when a token guards
 // the server (clients drop Authorization on the CDN hop, so the URL carries the proof).
-std::string Routes::cdn_signature(const std::string& sha) const {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), opts_.token->data(), static_cast<int>(opts_.token->size()),
-       reinterpret_cast<const unsigned char*>(sha.data()), sha.size(), mac, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[mac[i] >> 4];
-    out += hex[mac[i] & 15];
-  }
-  return out;
-}
+std::string Routes::cdn_signature(const std::string& sha) const { return util::hmac_sha256_hex(*opts_.token, sha); }
 
 std::optional<Response> Routes::authorize(const Request& req, bool api) const {
   if (!opts_.token) return std::nullopt;
@@ -517,21 +483,7 @@ void Routes::tree(Request& req, Responder& res, const Route& route, const Locate
 }
 
 void Routes::paths_info(Request& req, Responder& res, const Route&, const Located&, const Snapshot& snap) {
-  std::vector<std::string> paths;
-  bool expand = false;
-  auto body = json::parse(req.body, nullptr, false);
-  if (!body.is_discarded() && body.is_object()) {
-    if (body.contains("paths") && body["paths"].is_array())
-      for (const auto& p : body["paths"])
-        if (p.is_string()) paths.push_back(p.get<std::string>());
-    if (body.contains("expand")) expand = body["expand"].is_boolean() ? body["expand"].get<bool>() : false;
-  } else {
-    // application/x-www-form-urlencoded: paths=a&paths=b&expand=true
-    for (const auto& [k, v] : parse_query(req.body)) {
-      if (k == "paths") paths.push_back(v);
-      if (k == "expand") expand = v == "true" || v == "True" || v == "1";
-    }
-  }
+  auto [paths, expand] = hub::parse_paths_info(req.body);
   std::string out = "[";
   for (auto p : paths) {
     while (!p.empty() && p.back() == '/') p.pop_back();

@@ -37,6 +37,8 @@ class Hasher {
 };
 
 std::string sha256_hex(std::string_view data);
+// HMAC-SHA256 of `text` under `key`, lowercase hex (signatures of serve's CDN URLs).
+std::string hmac_sha256_hex(std::string_view key, std::string_view text);
 std::string git_blob_sha1_hex(std::string_view data);
 // Hashes a whole file; throws Error(io) when it cannot be read.
 std::string hash_file(const std::filesystem::path& file, HashKind kind);
