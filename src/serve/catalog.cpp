@@ -31,14 +31,6 @@ std::int64_t steady_ms() {
       .count();
 }
 
-std::string iso_date(std::time_t t) {
-  char buf[32];
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-  return buf;
-}
-
 std::optional<std::string> real_path(const std::string& p) {
   char buf[PATH_MAX];
   if (!::realpath(p.c_str(), buf)) return std::nullopt;
@@ -63,6 +55,14 @@ json last_commit(const std::string& commit, std::time_t date) {
 }
 
 }  // namespace
+
+std::string iso_date(std::time_t t) {
+  char buf[32];
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+  return buf;
+}
 
 Catalog::Catalog(fs::path root) : root_(std::move(root)) {}
 

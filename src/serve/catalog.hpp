@@ -26,6 +26,9 @@ namespace hubcache::serve {
 
 namespace fs = std::filesystem;
 
+// A time as the Hub writes dates: 2024-01-31T12:00:00.000Z (UTC).
+std::string iso_date(std::time_t t);
+
 struct FileInfo {
   std::string path;  // in the repo
   std::string real;  // the file on disk (symlinks followed), inside the cache root

@@ -17,14 +17,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-std::string iso_date(std::time_t t) {
-  char buf[32];
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-  return buf;
-}
-
 std::string lower(std::string v) {
   for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return v;
